@@ -1,0 +1,83 @@
+"""The Python API; the CLI is a thin layer over these functions.
+
+Example:
+    >>> import ganforge
+    >>> run = ganforge.train({"train": {"steps": 200}, "out": "runs/quick"})
+    >>> images = ganforge.load(run.dir).sample(16, seed=0)
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterable
+
+from . import config as cfg
+from . import rundir
+from .config import Config
+from .data.sources import SOURCES, parse_name
+from .errors import CheckpointError
+from .models import DataShape, check_shape, model_args
+from .objectives import objective_args
+
+
+def make_config(config: Config | dict | str | Path | None = None, *, resume: str | Path | None = None,
+                overrides: Iterable[str] | dict = ()) -> Config:
+    """Resolve a config from layers: defaults < run dir (resume) < `config` < `overrides`.
+
+    Args:
+        config: a Config, a nested dict, or a YAML file path.
+        resume: a run directory whose config.yaml is the base.
+        overrides: `["train.steps=100", ...]` or `{"train.steps": 100}`.
+    """
+    raw: dict = {}
+    if resume is not None:
+        path = Path(resume) / rundir.CONFIG
+        if not path.is_file():
+            raise CheckpointError(f"cannot resume {str(resume)!r}: it has no {rundir.CONFIG} "
+                                  f"(is it a ganforge run directory?)")
+        raw = cfg.load_yaml(path)
+    if isinstance(config, Config):
+        raw = cfg.merge(raw, config.to_dict())
+    elif isinstance(config, dict):
+        raw = cfg.merge(raw, config)
+    elif config is not None:
+        raw = cfg.merge(raw, cfg.load_yaml(config))
+    pairs = overrides.items() if isinstance(overrides, dict) else map(cfg.parse_override, overrides)
+    for key, value in pairs:
+        raw = cfg.set_key(raw, key, value)
+    if resume is not None:
+        raw = cfg.set_key(raw, "out", str(resume))
+    resolved = cfg.from_dict(raw)
+    check_config(resolved)
+    if resolved.out is None:
+        data = parse_name(resolved.data.name)[0]
+        resolved.out = f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{resolved.model.name}-{data}"
+    return resolved
+
+
+def check_config(config: Config) -> None:
+    """Check what depends on registries: names, model and objective options, resolution."""
+    SOURCES.get(parse_name(config.data.name)[0])
+    model_args(config.model)
+    objective_args(config.objective)
+    check_shape(config.model, DataShape(config.data.resolution, config.data.channels))
+
+
+def train(config: Config | dict | str | Path | None = None, *, resume: str | Path | None = None,
+          overrides: Iterable[str] | dict = ()):
+    """Train a model and return the Run (its directory, step reached, why it stopped).
+
+    Args:
+        config: a Config, nested dict or YAML path; None trains the default DCGAN on digits.
+        resume: a run directory to continue exactly where its last checkpoint stopped.
+        overrides: `key=value` strings or a {dotted key: value} dict applied last.
+
+    Example:
+        >>> run = ganforge.train(overrides=["train.steps=300", "out=runs/quick"])
+        >>> run.load().sample(8).shape
+        (8, 32, 32, 1)
+    """
+    from .training import Trainer
+
+    resolved = make_config(config, resume=resume, overrides=overrides)
+    return Trainer(resolved, resume=resume is not None).run()

@@ -1,0 +1,38 @@
+"""The `ganforge` command: one module per subcommand, each thin (parse, call the API, print)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import GanforgeError
+from . import sample, train
+
+COMMANDS = {"train": train, "sample": sample}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ganforge", description="Train GANs and VAEs on images, sample and evaluate them.")
+    parser.add_argument("--version", action="version", version=f"ganforge {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        module.add_parser(commands, name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command].run(args) or 0
+    except GanforgeError as error:
+        print(f"ganforge {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ganforge {args.command}: interrupted", file=sys.stderr)
+        return 130

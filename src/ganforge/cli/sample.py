@@ -1,0 +1,58 @@
+"""`ganforge sample RUN`: images from a trained run as a grid, PNG files or an npz array."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(commands, name: str) -> None:
+    parser = commands.add_parser(
+        name, help="sample images from a trained run",
+        description="Generate images with the run's (EMA) generator.")
+    parser.add_argument("run", metavar="RUN", help="run directory written by ganforge train")
+    parser.add_argument("-n", type=int, default=64, help="number of images [default: 64]")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed [default: 0]")
+    parser.add_argument("--out", default=None,
+                        help="grid.png for one grid, or DIR/ for one PNG per image "
+                             "[default: RUN/samples/sample-seed<seed>.png]")
+    parser.add_argument("--npz", default=None, metavar="FILE",
+                        help="also write arrays x (N x H x W or N x H x W x 3, uint8) and y")
+    parser.add_argument("--labels", default=None,
+                        help="comma-separated class per image for conditional models, e.g. 0,1,2")
+    parser.add_argument("--checkpoint", default="last",
+                        help="last, best, step-NNNNNN or a .safetensors path [default: last]")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, ... [default: cpu]")
+    parser.add_argument("--batch-size", type=int, default=500, help="images per forward pass [default: 500]")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..imageio import grid, save_each, save_npz, save_png
+    from ..inference import load
+
+    if args.n < 1:
+        raise ConfigError(f"-n {args.n}: must be at least 1")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size {args.batch_size}: must be at least 1")
+    labels = None
+    if args.labels is not None:
+        try:
+            labels = [int(x) for x in args.labels.split(",") if x.strip()]
+        except ValueError:
+            raise ConfigError(f"--labels {args.labels!r}: expected comma-separated integers") from None
+        labels = (labels * args.n)[:args.n] if labels else None
+    model = load(args.run, args.checkpoint, args.device)
+    images = model.sample(args.n, seed=args.seed, labels=labels, batch_size=args.batch_size)
+    out = args.out or str(Path(args.run) / "samples" / f"sample-seed{args.seed}.png")
+    if out.endswith(("/", "\\")) or Path(out).is_dir():
+        paths = save_each(images, out)
+        print(f"wrote {len(paths)} images to {out}")
+    else:
+        if Path(out).suffix.lower() != ".png":
+            raise ConfigError(f"--out {out!r}: give a .png file for a grid or a DIR/ for one file per image")
+        save_png(grid(images), out)
+        print(f"wrote a grid of {len(images)} images to {out}")
+    if args.npz:
+        save_npz(images, args.npz, labels)
+        print(f"wrote arrays to {args.npz}")
+    return 0

@@ -1,0 +1,88 @@
+"""`ganforge train`: train a model; with no options, the DCGAN on the bundled digits."""
+from __future__ import annotations
+
+import argparse
+
+from ..config import Config, dump_yaml
+
+# Option -> config key. Defaults shown in --help come from the config dataclasses.
+OPTIONS = {
+    "dataset": ("data.name", str, "data set: digits, mnist, fashion-mnist, cifar10, folder:PATH, npz:PATH"),
+    "data_dir": ("data.data_dir", str, "directory of mnist / fashion-mnist / cifar10 files (default ./data)"),
+    "model": ("model.name", str, "architecture: dcgan, mlp"),
+    "resolution": ("data.resolution", int, "image size in pixels"),
+    "channels": ("data.channels", int, "1 (gray) or 3 (RGB)"),
+    "batch_size": ("train.batch_size", int, "images per batch"),
+    "steps": ("train.steps", int, "generator updates in total (a resumed run counts on)"),
+    "time_budget": ("train.time_budget", float, "seconds; stop cleanly when spent"),
+    "lr": ("train.lr", float, "Adam learning rate"),
+    "seed": ("train.seed", int, "random seed"),
+    "d_steps": ("objective.d_steps", int, "discriminator updates per generator update"),
+    "device": ("train.device", str, "auto, cpu, cuda, cuda:N, mps"),
+    "precision": ("train.precision", str, "fp32, bf16, fp16 (CUDA) or auto"),
+}
+
+
+def _default(key: str):
+    """The built-in default of a config key, for --help."""
+    from ..objectives.gan import GANArgs
+
+    section, name = key.split(".")
+    if section == "objective":
+        return getattr(GANArgs(), name)
+    return getattr(getattr(Config(), section), name)
+
+
+def add_parser(commands, name: str) -> None:
+    parser = commands.add_parser(
+        name, help="train a model (default: DCGAN on the bundled digits)",
+        description="Train a model and write a run directory (config.yaml, checkpoints/, "
+                    "samples/, metrics.jsonl). Options override the config file; --set "
+                    "overrides any key.")
+    for option, (key, kind, text) in OPTIONS.items():
+        parser.add_argument(f"--{option.replace('_', '-')}", type=kind, default=None,
+                            help=f"{text} [{key}; default: {_default(key)}]")
+    parser.add_argument("--out", default=None,
+                        help="run directory [default: runs/<time>-<model>-<dataset>]")
+    parser.add_argument("--resume", metavar="RUN_DIR", default=None,
+                        help="continue the run in RUN_DIR from its last checkpoint")
+    parser.add_argument("--config", metavar="FILE.yaml", default=None,
+                        help="YAML config file (sections: data, model, objective, train, log)")
+    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                        help="override any config key, e.g. --set log.sample_every=100 "
+                             "--set model.g_width=32 (repeatable)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the resolved config and exit without training")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def overrides_from(args: argparse.Namespace) -> list[str]:
+    pairs = []
+    for option, (key, _, _) in OPTIONS.items():
+        value = getattr(args, option)
+        if value is not None:
+            pairs.append((key, value))
+    if args.out is not None:
+        pairs.append(("out", args.out))
+    if args.quiet:
+        pairs.append(("log.progress", False))
+    return pairs
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..api import make_config, train
+    from ..config import parse_override
+    from ..errors import ConfigError
+
+    if args.resume and args.out and args.out != args.resume:
+        raise ConfigError("--out and --resume name different directories; a resumed run "
+                          "stays in its own directory")
+    overrides = dict(overrides_from(args))
+    overrides.update(parse_override(text) for text in args.set)
+    config = make_config(args.config, resume=args.resume, overrides=overrides)
+    if args.dry_run:
+        print(dump_yaml(config), end="")
+        return 0
+    result = train(config, resume=args.resume)
+    print(f"{result.dir}: step {result.step}, {result.elapsed_s:.1f} s ({result.stop_reason})")
+    return 0

@@ -1,0 +1,267 @@
+"""Typed run configuration: dataclass sections, YAML load/save and validated `key=value` overrides.
+
+A config is built from plain dicts in layers (defaults < run dir < YAML file < CLI options <
+`--set` overrides), then checked once. Unknown keys, wrong types and impossible values are
+rejected with the dotted key in the message. Sections whose keys depend on a registered name
+(`model`, `objective`) keep their extra keys in `args`; those are checked against the
+registered entry's own dataclass by `ganforge.build.check_config`.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from .errors import ConfigError
+from .registry import suggest
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"             # digits, mnist, fashion-mnist, cifar10, folder:PATH, npz:PATH
+    data_dir: Union[str, None] = None  # where mnist / fashion-mnist / cifar10 files live
+    resolution: int = 32             # images are resized to resolution x resolution
+    channels: int = 1                # 1 (gray) or 3 (RGB)
+    download: bool = True            # torchvision sets: fetch when missing and the network allows
+    on_device: Literal["auto", "yes", "no"] = "auto"  # keep the whole set on the training device
+
+    def check(self) -> None:
+        _require(self.resolution >= 4, "data.resolution", self.resolution, "must be at least 4")
+        _require(self.channels in (1, 3), "data.channels", self.channels, "must be 1 or 3")
+
+
+@dataclass
+class NamedSection:
+    """A section chosen by name whose remaining keys belong to the chosen entry."""
+
+    name: str = ""
+    args: dict = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig(NamedSection):
+    name: str = "dcgan"
+
+
+@dataclass
+class ObjectiveConfig(NamedSection):
+    name: str = "gan"
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 64
+    steps: int = 1500                # generator updates
+    time_budget: Union[float, None] = None  # seconds; stop cleanly (checkpoint + samples) when spent
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    ema_decay: float = 0.999         # EMA of generator weights, used for sampling; 0 turns it off
+    seed: int = 0
+    device: str = "auto"             # auto, cpu, cuda, cuda:1, mps
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
+    channels_last: Literal["auto", "yes", "no"] = "auto"
+
+    def check(self) -> None:
+        _require(self.batch_size >= 1, "train.batch_size", self.batch_size, "must be at least 1")
+        _require(self.steps >= 0, "train.steps", self.steps, "must be >= 0")
+        _require(self.time_budget is None or self.time_budget > 0, "train.time_budget",
+                 self.time_budget, "must be positive seconds")
+        _require(self.lr > 0, "train.lr", self.lr, "must be positive")
+        for key in ("beta1", "beta2"):
+            value = getattr(self, key)
+            _require(0 <= value < 1, f"train.{key}", value, "must be in [0, 1)")
+        _require(0 <= self.ema_decay < 1, "train.ema_decay", self.ema_decay, "must be in [0, 1)")
+        _require(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+                 "train.device", self.device, "must be auto, cpu, cuda, cuda:N or mps")
+
+
+@dataclass
+class LogConfig:
+    every: int = 50                  # steps between metrics.jsonl lines
+    sample_every: int = 500          # steps between fixed-noise sample grids
+    checkpoint_every: int = 500      # steps between checkpoints (one is always written at the end)
+    keep_every: int = 0              # also keep step-N checkpoints every this many steps (0: only last)
+    grid_size: int = 64              # images in each sample grid
+    progress: bool = True            # progress bar on a terminal, a line per log step elsewhere
+    tensorboard: Literal["auto", "yes", "no"] = "auto"
+
+    def check(self) -> None:
+        for key in ("every", "sample_every", "checkpoint_every", "grid_size"):
+            value = getattr(self, key)
+            _require(value >= 1, f"log.{key}", value, "must be at least 1")
+        _require(self.keep_every >= 0, "log.keep_every", self.keep_every, "must be >= 0")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    out: Union[str, None] = None     # run directory; default runs/<time>-<model>-<data>
+
+    def to_dict(self) -> dict:
+        """Plain nested dict, with named sections flattened back to `{name, **args}`."""
+        result = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, NamedSection):
+                result[f.name] = {"name": value.name, **value.args}
+            elif dataclasses.is_dataclass(value):
+                result[f.name] = dataclasses.asdict(value)
+            else:
+                result[f.name] = value
+        return result
+
+    def check(self) -> None:
+        for f in dataclasses.fields(self):
+            section = getattr(self, f.name)
+            if hasattr(section, "check"):
+                section.check()
+
+
+def _require(ok: bool, key: str, value: Any, why: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r}: {why}")
+
+
+# Build from plain dicts.
+def from_dict(raw: dict) -> Config:
+    """Build and check a Config from a nested dict; unknown keys and wrong types are errors."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(raw).__name__}")
+    config = _build(Config, raw, "")
+    config.check()
+    return config
+
+
+def _build(cls, raw: dict, prefix: str):
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    if issubclass(cls, NamedSection):
+        raw = dict(raw)
+        name = raw.pop("name", cls().name)
+        return cls(name=_coerce(name, str, f"{prefix}name"), args=raw)
+    values = {}
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key {dotted!r}{suggest(key, names)}; "
+                              f"valid keys here: {', '.join(prefix + n for n in names)}")
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{dotted} must be a section (mapping), got {value!r}")
+            values[key] = _build(kind, value, dotted + ".")
+        else:
+            values[key] = _coerce(value, kind, dotted)
+    return cls(**values)
+
+
+def _coerce(value: Any, kind, key: str):
+    """Check `value` against a type hint; ints are accepted for floats."""
+    origin = typing.get_origin(kind)
+    if origin in (Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(kind):
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as error:
+                errors.append(error)
+        raise errors[-1] if len(errors) == 1 else ConfigError(
+            f"{key}={value!r}: expected {_type_name(kind)}")
+    if origin is Literal:
+        choices = typing.get_args(kind)
+        if value not in choices:
+            raise ConfigError(f"{key}={value!r}: must be one of {', '.join(map(str, choices))}")
+        return value
+    if kind is type(None):
+        if value is not None:
+            raise ConfigError(f"{key}={value!r}: expected null")
+        return None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is dict and isinstance(value, dict):
+        return value
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{key}={value!r}: expected {_type_name(kind)}, got {type(value).__name__}")
+    return value
+
+
+def _type_name(kind) -> str:
+    if typing.get_origin(kind) in (Union, types.UnionType):
+        return " or ".join(_type_name(k) for k in typing.get_args(kind))
+    return "null" if kind is type(None) else getattr(kind, "__name__", str(kind))
+
+
+def check_args(cls, args: dict, prefix: str):
+    """Build the dataclass `cls` from a named section's extra keys (e.g. a model's options)."""
+    return _build(cls, args, prefix)
+
+
+# Layering.
+def merge(base: dict, update: dict) -> dict:
+    """Deep-merge `update` into a copy of `base` (sections merge, values replace)."""
+    result = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def set_key(raw: dict, dotted: str, value: Any) -> dict:
+    """Return a copy of `raw` with `a.b.c = value` set (sections created as needed)."""
+    parts = dotted.split(".")
+    if not all(parts):
+        raise ConfigError(f"malformed config key {dotted!r}")
+    update: dict = {}
+    node = update
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    if parts[0] in ("model", "objective") and len(parts) == 2 and parts[1] == "name":
+        # A new model or objective starts from its own defaults, not the old one's options.
+        old = raw.get(parts[0], {})
+        if isinstance(old, dict) and old.get("name") not in (None, value):
+            raw = {**raw, parts[0]: {}}
+    return merge(raw, update)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse `key=value` with the value read as YAML (`10`, `1e-4`, `true`, `null`, `[1, 2]`)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value, e.g. train.steps=100")
+    key, _, value = text.partition("=")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {text!r}: cannot read value ({error})") from None
+    return key.strip(), parsed
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML config file into a dict, naming the file in any error."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections")
+    return raw
+
+
+def dump_yaml(config: Config) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

@@ -1,0 +1,61 @@
+"""`mlp`: the fully-connected GAN of the original paper and the MNIST tutorials."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .layers import leaky
+from .registry import MODELS, Architecture, DataShape
+
+
+@dataclass
+class MLPArgs:
+    latent_dim: int = 100
+    hidden: int = 128      # units in the hidden layer of G and D
+    layers: int = 1        # hidden layers in each network
+
+    def check(self):
+        for key in ("latent_dim", "hidden", "layers"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"model.{key}={getattr(self, key)}: must be at least 1")
+
+
+def _stack(d_in: int, hidden: int, layers: int, d_out: int) -> list[nn.Module]:
+    modules, width = [], d_in
+    for _ in range(layers):
+        modules += [nn.Linear(width, hidden), leaky()]
+        width = hidden
+    return modules + [nn.Linear(width, d_out)]
+
+
+class Generator(nn.Module):
+    def __init__(self, args: MLPArgs, shape: DataShape):
+        super().__init__()
+        self.latent_dim, self.resolution, self.channels = args.latent_dim, shape.resolution, shape.channels
+        self.num_classes = 0
+        self.net = nn.Sequential(*_stack(args.latent_dim, args.hidden, args.layers,
+                                         shape.channels * shape.resolution ** 2), nn.Tanh())
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(z.flatten(1)).view(-1, self.channels, self.resolution, self.resolution)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, args: MLPArgs, shape: DataShape):
+        super().__init__()
+        self.net = nn.Sequential(*_stack(shape.channels * shape.resolution ** 2, args.hidden,
+                                         args.layers, 1))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x.flatten(1)).flatten()
+
+
+def build(args: MLPArgs, shape: DataShape) -> dict[str, nn.Module]:
+    return {"G": Generator(args, shape), "D": Discriminator(args, shape)}
+
+
+MODELS.register("mlp")(Architecture(MLPArgs, build, None,
+                                    summary="fully-connected GAN (one hidden layer of 128 by default)"))

@@ -1,0 +1,66 @@
+"""The model registry: an Architecture couples an options dataclass with a build function."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import nn
+
+from ..config import ModelConfig, check_args
+from ..errors import ConfigError
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What a network needs to know about the data it models."""
+
+    resolution: int
+    channels: int
+    num_classes: int = 0
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A registered family: `build(args, shape)` returns its networks, e.g. {"G": ..., "D": ...}."""
+
+    args: type
+    build: Callable[[object, DataShape], dict[str, nn.Module]]
+    resolutions: tuple[int, ...] | None = None  # None: any resolution
+    channels: tuple[int, ...] = (1, 3)
+    summary: str = ""
+
+
+MODELS: Registry[Architecture] = Registry("model")
+
+
+def model_args(config: ModelConfig):
+    """The chosen architecture's options, checked (unknown keys and wrong types are errors)."""
+    arch = MODELS.get(config.name)
+    args = check_args(arch.args, config.args, "model.")
+    if hasattr(args, "check"):
+        args.check()
+    return args
+
+
+def build_models(config: ModelConfig, shape: DataShape) -> dict[str, nn.Module]:
+    """Build the networks of `config.name` for data of `shape`.
+
+    Example:
+        >>> nets = build_models(ModelConfig(name="dcgan"), DataShape(32, 1))
+        >>> nets["G"](torch.randn(4, nets["G"].latent_dim)).shape
+        torch.Size([4, 1, 32, 32])
+    """
+    check_shape(config, shape)
+    return MODELS.get(config.name).build(model_args(config), shape)
+
+
+def check_shape(config: ModelConfig, shape: DataShape) -> None:
+    """Reject resolutions and channel counts the architecture cannot make, naming the key."""
+    arch = MODELS.get(config.name)
+    if arch.resolutions is not None and shape.resolution not in arch.resolutions:
+        raise ConfigError(f"data.resolution={shape.resolution}: model {config.name!r} supports "
+                          f"{', '.join(map(str, arch.resolutions))}")
+    if shape.channels not in arch.channels:
+        raise ConfigError(f"data.channels={shape.channels}: model {config.name!r} supports "
+                          f"{', '.join(map(str, arch.channels))}")

@@ -1,0 +1,63 @@
+"""The contract between an objective and the training loop.
+
+An objective declares phases; a phase names the network it updates, how many times per
+step it runs and at what step interval. The loop draws batches, computes the phase's
+loss, back-propagates and steps that network's optimiser. It knows no architecture and
+no loss, so a new GAN variant, a VAE or a translation model changes no line of it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..config import ObjectiveConfig, check_args
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str                          # e.g. "D", "G", "D_reg"
+    net: str                           # the network whose optimiser steps
+    repeat: int = 1                    # runs per training step (e.g. n critic steps)
+    every: int = 1                     # run on steps divisible by this (lazy regularisation)
+    fresh_batch: bool = True           # draw a new real batch for each run
+    graph_of: tuple[str, ...] = ()     # other networks that must record autograd graphs
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor               # float in [-1, 1], N x C x H x W
+    labels: torch.Tensor | None = None
+
+
+class Objective:
+    """Base class: subclasses set `phases` and implement `loss`."""
+
+    phases: list[Phase]
+    sample_net: str = "G"              # the network sampled from (through its EMA)
+
+    def __init__(self, args, nets: dict[str, nn.Module]):
+        self.args, self.nets = args, nets
+
+    def loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The scalar to minimise in `phase`, and detached values to log."""
+        raise NotImplementedError
+
+
+OBJECTIVES: Registry[tuple[type, Callable[..., Objective]]] = Registry("objective")
+
+
+def objective_args(config: ObjectiveConfig):
+    args_cls, _ = OBJECTIVES.get(config.name)
+    args = check_args(args_cls, config.args, "objective.")
+    if hasattr(args, "check"):
+        args.check()
+    return args
+
+
+def build_objective(config: ObjectiveConfig, nets: dict[str, nn.Module]) -> Objective:
+    _, factory = OBJECTIVES.get(config.name)
+    return factory(objective_args(config), nets)

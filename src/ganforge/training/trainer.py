@@ -1,0 +1,276 @@
+"""The generic training loop: phases from the objective, optimisers, EMA, checkpoints, logs.
+
+It knows no architecture and no loss: for each step it runs the objective's phases, each
+of which yields a loss for one network, back-propagates it and steps that network's
+optimiser. Everything it holds is saved in one checkpoint, so `--resume` continues the
+exact same run.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .. import checkpoint, rundir
+from ..config import Config, dump_yaml
+from ..data import load_dataset
+from ..data.imageset import to_uint8
+from ..errors import CheckpointError, ConfigError
+from ..imageio import grid, save_png, to_hwc
+from ..models import DataShape, build_models
+from ..objectives import build_objective
+from .batches import EpochSampler
+from .device import autocast, pick_device, pick_dtype, use_channels_last
+from .ema import EMA
+from .logger import Logger
+
+# Share of free accelerator memory a data set may take to be kept on the device.
+DEVICE_DATA_SHARE = 0.25
+
+
+@dataclass
+class Run:
+    """The result of `ganforge.train`: where the run lives and how far it got."""
+
+    dir: Path
+    step: int
+    elapsed_s: float
+    stop_reason: str
+
+    def load(self, checkpoint_name: str = "last", device: str = "cpu"):
+        """The run's generator, ready to sample (see `ganforge.load`)."""
+        from ..inference import load
+        return load(self.dir, checkpoint_name, device)
+
+
+class Trainer:
+    def __init__(self, config: Config, resume: bool = False):
+        self.config, train = config, config.train
+        self.run_dir = Path(config.out)
+        self.device = pick_device(train.device)
+        self.dtype = pick_dtype(train, self.device)
+        self.channels_last = use_channels_last(train, self.device, self.dtype)
+        torch.manual_seed(train.seed)
+
+        # Load data and build networks before the run directory is touched: bad input fails here.
+        data = load_dataset(config.data, "train")
+        self.shape = DataShape(data.resolution, data.channels, data.num_classes)
+        self.class_names = data.class_names
+        self.data = self._place(data)
+        self.nets = build_models(config.model, self.shape)
+        for net in self.nets.values():
+            net.to(self.device)
+            if self.channels_last:
+                net.to(memory_format=torch.channels_last)
+        self.objective = build_objective(config.objective, self.nets)
+        stepped = dict.fromkeys(phase.net for phase in self.objective.phases)
+        self.optimizers = {name: torch.optim.Adam(self.nets[name].parameters(), lr=train.lr,
+                                                  betas=(train.beta1, train.beta2))
+                           for name in stepped}
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        sample_net = self.nets[self.objective.sample_net]
+        self.ema = EMA(sample_net, train.ema_decay) if train.ema_decay > 0 else None
+        self.sampler = EpochSampler(self.data, train.batch_size, train.seed, self.channels_last)
+        noise = torch.Generator().manual_seed(train.seed + 1)
+        self.fixed_z = torch.randn(config.log.grid_size, sample_net.latent_dim, generator=noise)
+        self.fixed_labels = self._grid_labels(config.log.grid_size)
+        self.step, self.elapsed = 0, 0.0
+        if resume:
+            self._restore()
+        else:
+            self._claim_run_dir()
+
+    # Set-up helpers.
+    def _place(self, data):
+        """Keep the whole data set on the device when it fits (the fast path)."""
+        choice = self.config.data.on_device
+        fits = True
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            fits = data.nbytes() < DEVICE_DATA_SHARE * free
+        if choice == "yes" or (choice == "auto" and fits):
+            return data.to(self.device)
+        return data
+
+    def _grid_labels(self, n: int) -> torch.Tensor | None:
+        if getattr(self.nets[self.objective.sample_net], "num_classes", 0) == 0:
+            return None
+        return torch.arange(n) % self.shape.num_classes
+
+    def _claim_run_dir(self) -> None:
+        existing = rundir.checkpoint_path(self.run_dir, "last")
+        if existing.exists():
+            raise CheckpointError(f"run directory {str(self.run_dir)!r} already holds a run; "
+                                  f"continue it with --resume {self.run_dir} or choose another --out")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+
+    def _write_config(self) -> None:
+        tmp = self.run_dir / f".{rundir.CONFIG}.tmp"
+        tmp.write_text(dump_yaml(self.config))
+        tmp.replace(self.run_dir / rundir.CONFIG)
+
+    # The loop.
+    def run(self) -> Run:
+        train, log = self.config.train, self.config.log
+        logger = Logger(self.run_dir, log, train.steps, self.step)
+        stop = _StopFlag()
+        start, last_log_time, last_log_step = time.perf_counter(), time.perf_counter(), self.step
+        base_elapsed, sums, reason = self.elapsed, {}, "steps done"
+        if self.step:
+            logger.event(f"resumed {self.run_dir} at step {self.step}")
+        try:
+            while self.step < train.steps:
+                self._train_step(sums)
+                self.step += 1
+                logger.advance()
+                self.elapsed = base_elapsed + time.perf_counter() - start
+                if self.step % log.every == 0 or self.step == train.steps:
+                    now = time.perf_counter()
+                    record = {"step": self.step}
+                    record.update({k: round(v.item() / (self.step - last_log_step), 6) for k, v in sums.items()})
+                    images = (self.step - last_log_step) * train.batch_size * self._batches_per_step()
+                    record["images_per_s"] = round(images / max(now - last_log_time, 1e-9), 2)
+                    record["elapsed_s"] = round(self.elapsed, 3)
+                    logger.log(record)
+                    sums, last_log_time, last_log_step = {}, now, self.step
+                if self.step % log.sample_every == 0:
+                    self.save_grid()
+                if self.step % log.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if train.time_budget is not None and time.perf_counter() - start >= train.time_budget:
+                    reason = f"time budget of {train.time_budget:g} s spent"
+                    break
+                if stop.requested:
+                    reason = "interrupted"
+                    break
+        finally:
+            stop.restore()
+        self.save_checkpoint()
+        self.save_grid(final=True)
+        logger.event(f"stopped at step {self.step} ({reason}); run directory: {self.run_dir}")
+        logger.close()
+        return Run(self.run_dir, self.step, self.elapsed, reason)
+
+    def _batches_per_step(self) -> int:
+        return sum(p.repeat for p in self.objective.phases if p.fresh_batch)
+
+    def _train_step(self, sums: dict) -> None:
+        batch = None
+        for phase in self.objective.phases:
+            if self.step % phase.every:
+                continue
+            for net_name, net in self.nets.items():
+                net.requires_grad_(net_name == phase.net or net_name in phase.graph_of)
+            optimizer = self.optimizers[phase.net]
+            for _ in range(phase.repeat):
+                if phase.fresh_batch or batch is None:
+                    batch = self.sampler.next()
+                with autocast(self.device, self.dtype):
+                    loss, values = self.objective.loss(phase.name, batch)
+                optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.step(optimizer)
+                self.scaler.update()
+                for key, value in values.items():
+                    value = value.float() / phase.repeat
+                    sums[key] = sums[key] + value if key in sums else value
+        if self.ema is not None:
+            self.ema.update(self.nets[self.objective.sample_net], self.step)
+
+    # Outputs.
+    def sampling_net(self) -> torch.nn.Module:
+        return self.ema.shadow if self.ema is not None else self.nets[self.objective.sample_net]
+
+    @torch.no_grad()
+    def save_grid(self, final: bool = False) -> None:
+        net = self.sampling_net()
+        was_training = net.training
+        net.eval()
+        labels = None if self.fixed_labels is None else self.fixed_labels.to(self.device)
+        images = to_uint8(net(self.fixed_z.to(self.device), labels))
+        net.train(was_training)
+        nrow = self.shape.num_classes if labels is not None else None
+        picture = grid(to_hwc(images), nrow=nrow)
+        folder = self.run_dir / rundir.SAMPLES
+        save_png(picture, folder / f"step-{self.step:06d}.png")
+        if final:
+            save_png(picture, folder / "final.png")
+
+    def save_checkpoint(self) -> None:
+        tensors: dict[str, torch.Tensor] = {}
+        for name, net in self.nets.items():
+            tensors.update({f"nets.{name}.{k}": v for k, v in net.state_dict().items()})
+        if self.ema is not None:
+            tensors.update({f"ema.{self.objective.sample_net}.{k}": v
+                            for k, v in self.ema.shadow.state_dict().items()})
+        optim = {name: checkpoint.flatten(f"optim.{name}", opt.state_dict(), tensors)
+                 for name, opt in self.optimizers.items()}
+        sampler_tensors, sampler_meta = self.sampler.state()
+        tensors.update(sampler_tensors)
+        tensors["rng.torch"] = torch.get_rng_state()
+        cuda_states = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []
+        for i, state in enumerate(cuda_states):
+            tensors[f"rng.cuda.{i}"] = state
+        meta = {
+            "step": self.step, "elapsed_s": self.elapsed, "config": self.config.to_dict(),
+            "shape": vars(self.shape), "class_names": self.class_names,
+            "sample_net": self.objective.sample_net, "has_ema": self.ema is not None,
+            "optimizers": optim, "sampler": sampler_meta, "cuda_rng_states": len(cuda_states),
+            "scaler": checkpoint.flatten("scaler", self.scaler.state_dict(), tensors),
+        }
+        checkpoint.save(rundir.checkpoint_path(self.run_dir, "last"), tensors, meta)
+        keep = self.config.log.keep_every
+        if keep and self.step % keep == 0:
+            checkpoint.save(rundir.checkpoint_path(self.run_dir, f"step-{self.step:06d}"), tensors, meta)
+
+    def _restore(self) -> None:
+        path = rundir.find_checkpoint(self.run_dir, "last")
+        tensors, meta = checkpoint.load(path)
+        saved = meta["config"]
+        for section in ("data", "model", "objective"):
+            if saved.get(section) != self.config.to_dict()[section]:
+                raise ConfigError(f"--resume: the {section} section differs from the run's "
+                                  f"({saved.get(section)} vs {self.config.to_dict()[section]}); "
+                                  f"a run continues with the data and networks it started with")
+        for name, net in self.nets.items():
+            net.load_state_dict(_strip(tensors, f"nets.{name}."))
+        if self.ema is not None and meta.get("has_ema"):
+            self.ema.shadow.load_state_dict(_strip(tensors, f"ema.{self.objective.sample_net}."))
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(checkpoint.unflatten(meta["optimizers"][name], tensors))
+        self.scaler.load_state_dict(checkpoint.unflatten(meta["scaler"], tensors))
+        self.sampler.restore(tensors, meta["sampler"])
+        torch.set_rng_state(tensors["rng.torch"])
+        if self.device.type == "cuda" and meta.get("cuda_rng_states"):
+            torch.cuda.set_rng_state_all([tensors[f"rng.cuda.{i}"] for i in range(meta["cuda_rng_states"])])
+        self.step, self.elapsed = meta["step"], meta["elapsed_s"]
+        self._write_config()
+
+
+def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+class _StopFlag:
+    """First Ctrl-C: finish the step, save, stop. A second one interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step (Ctrl-C again to abort without saving)", flush=True)
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
