@@ -7,6 +7,7 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Iterable
@@ -49,6 +50,9 @@ def make_config(config: Config | dict | str | Path | None = None, *, resume: str
         raw = cfg.set_key(raw, "out", str(resume))
     resolved = cfg.from_dict(raw)
     check_config(resolved)
+    # Write every option out, so a run keeps its settings even if defaults change later.
+    resolved.model.args = dataclasses.asdict(model_args(resolved.model))
+    resolved.objective.args = dataclasses.asdict(objective_args(resolved.objective))
     if resolved.out is None:
         data = parse_name(resolved.data.name)[0]
         resolved.out = f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{resolved.model.name}-{data}"

@@ -53,7 +53,7 @@ class Trainer:
         self.run_dir = Path(config.out)
         self.device = pick_device(train.device)
         self.dtype = pick_dtype(train, self.device)
-        self.channels_last = use_channels_last(train, self.device, self.dtype)
+        self.channels_last = use_channels_last(train, self.device)
         torch.manual_seed(train.seed)
 
         # Load data and build networks before the run directory is touched: bad input fails here.
@@ -231,12 +231,14 @@ class Trainer:
     def _restore(self) -> None:
         path = rundir.find_checkpoint(self.run_dir, "last")
         tensors, meta = checkpoint.load(path)
-        saved = meta["config"]
-        for section in ("data", "model", "objective"):
-            if saved.get(section) != self.config.to_dict()[section]:
-                raise ConfigError(f"--resume: the {section} section differs from the run's "
-                                  f"({saved.get(section)} vs {self.config.to_dict()[section]}); "
-                                  f"a run continues with the data and networks it started with")
+        saved, now = meta["config"], self.config.to_dict()
+        fixed = [f"data.{k}" for k in ("name", "resolution", "channels")] + [f"model.{k}" for k in now["model"]]
+        for key in fixed:
+            section, name = key.split(".")
+            if saved[section].get(name) != now[section].get(name):
+                raise ConfigError(f"--resume: {key} was {saved[section].get(name)!r} in this run, "
+                                  f"now {now[section].get(name)!r}; a run continues with the data "
+                                  f"and networks it started with")
         for name, net in self.nets.items():
             net.load_state_dict(_strip(tensors, f"nets.{name}."))
         if self.ema is not None and meta.get("has_ema"):

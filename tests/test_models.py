@@ -1,0 +1,94 @@
+"""Every registered architecture, at every resolution and channel count it supports."""
+import math
+
+import pytest
+import torch
+
+from ganforge.config import ModelConfig
+from ganforge.errors import ConfigError
+from ganforge.losses import GAN_LOSSES
+from ganforge.models import MODELS, DataShape, build_models
+
+SMALL = {"dcgan": {"g_width": 4, "d_width": 4}, "mlp": {"hidden": 16}}
+
+
+def cases():
+    for name in MODELS.names():
+        resolutions = MODELS.get(name).resolutions or (8, 28, 32)
+        for resolution in resolutions:
+            for channels in MODELS.get(name).channels:
+                yield name, resolution, channels
+
+
+def build(name, resolution, channels, seed=0):
+    torch.manual_seed(seed)
+    return build_models(ModelConfig(name=name, args=dict(SMALL[name])), DataShape(resolution, channels))
+
+
+@pytest.mark.parametrize("name,resolution,channels", list(cases()))
+def test_shapes_range_and_gradients(name, resolution, channels):
+    nets = build(name, resolution, channels)
+    G, D = nets["G"], nets["D"]
+    z = torch.randn(3, G.latent_dim)
+    images = G(z)
+    assert images.shape == (3, channels, resolution, resolution)
+    assert torch.isfinite(images).all() and images.abs().max() <= 1
+    logits = D(images)
+    assert logits.shape == (3,) and torch.isfinite(logits).all()
+    (logits.sum()).backward()
+    for net in (G, D):
+        for pname, p in net.named_parameters():
+            assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+            assert p.grad.abs().sum() > 0, f"{pname} got a zero gradient"
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_same_seed_same_networks_and_state_round_trip(name):
+    res = (MODELS.get(name).resolutions or (16,))[0]
+    a, b, c = build(name, res, 1, seed=1), build(name, res, 1, seed=1), build(name, res, 1, seed=2)
+    z = torch.randn(2, a["G"].latent_dim)
+    for net in (a, b, c):
+        net["G"].eval()
+    assert torch.equal(a["G"](z), b["G"](z))
+    assert not torch.equal(a["G"](z), c["G"](z))
+    c["G"].load_state_dict(a["G"].state_dict())
+    assert torch.equal(a["G"](z), c["G"](z))
+
+
+@pytest.mark.parametrize("resolution", [30, 48, 256])
+def test_dcgan_rejects_unsupported_resolutions(resolution):
+    with pytest.raises(ConfigError, match="data.resolution"):
+        build("dcgan", resolution, 1)
+
+
+def test_dcgan_widths_follow_the_textbook_layout():
+    nets = build_models(ModelConfig(name="dcgan", args={"g_width": 64, "d_width": 64}), DataShape(64, 3))
+    convs = [m for m in nets["G"].modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [m.out_channels for m in convs] == [512, 256, 128, 64, 3]
+    convs = [m for m in nets["D"].modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [m.out_channels for m in convs] == [64, 128, 256, 512, 1]
+
+
+def test_mlp_default_sizes():
+    nets = build_models(ModelConfig(name="mlp"), DataShape(28, 1))
+    linears = [m for m in nets["G"].modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(100, 128), (128, 784)]
+
+
+def test_ns_loss_known_values():
+    ns = GAN_LOSSES.get("ns")
+    zero = torch.zeros(4)
+    assert ns.d_loss(zero, zero).item() == pytest.approx(2 * math.log(2))
+    assert ns.g_loss(zero).item() == pytest.approx(math.log(2))
+    real, fake = torch.tensor([2.0]), torch.tensor([-1.0])
+    expected = -math.log(1 / (1 + math.exp(-2))) - math.log(1 - 1 / (1 + math.exp(1)))
+    assert ns.d_loss(real, fake).item() == pytest.approx(expected)
+    # Matches BCE-with-logits, and stays finite for huge logits.
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    x = torch.tensor([-50.0, -3.0, 0.5, 80.0])
+    assert torch.allclose(ns.g_loss(x), bce(x, torch.ones(4)))
+    assert torch.isfinite(ns.d_loss(x, -x))
+    # Gradient of the non-saturating G loss at logit 0 is -sigmoid(-0) / n.
+    logit = torch.zeros(2, requires_grad=True)
+    ns.g_loss(logit).backward()
+    assert torch.allclose(logit.grad, torch.full((2,), -0.25))

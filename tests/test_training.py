@@ -1,0 +1,136 @@
+"""The training loop: exact resume, checkpoint format and atomicity, EMA, stopping."""
+import json
+
+import pytest
+import torch
+
+import ganforge
+from ganforge import checkpoint
+from ganforge.errors import CheckpointError
+from ganforge.training.ema import EMA
+
+TINY = {"train.batch_size": 16, "log.every": 2,
+        "log.sample_every": 3, "log.checkpoint_every": 3, "log.progress": False,
+        "log.tensorboard": "no", "data.resolution": 16}
+
+
+SMALL_NETS = {"dcgan": {"model.g_width": 8, "model.d_width": 8}, "mlp": {"model.hidden": 32}}
+
+
+def tiny(tmp_path, name, **extra):
+    model = extra.pop("model.name", "dcgan")
+    return {"model.name": model, **SMALL_NETS[model], **TINY, "out": str(tmp_path / name), **extra}
+
+
+@pytest.mark.parametrize("model", ["dcgan", "mlp"])
+def test_resume_gives_identical_weights(tmp_path, model):
+    straight = ganforge.train(overrides=tiny(tmp_path, "straight", **{"model.name": model, "train.steps": 8}))
+    ganforge.train(overrides=tiny(tmp_path, "split", **{"model.name": model, "train.steps": 4}))
+    resumed = ganforge.train(resume=tmp_path / "split", overrides={"train.steps": 8})
+    assert straight.step == resumed.step == 8
+    a, meta_a = checkpoint.load(straight.dir / "checkpoints" / "last.safetensors")
+    b, meta_b = checkpoint.load(resumed.dir / "checkpoints" / "last.safetensors")
+    assert a.keys() == b.keys()
+    assert any(k.startswith("optim.D.state") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # The resumed run's log has each step once.
+    steps = [json.loads(line)["step"] for line in (resumed.dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6, 8]
+
+
+def test_resume_drops_log_lines_after_the_checkpoint(tmp_path):
+    run = ganforge.train(overrides=tiny(tmp_path, "r", **{"train.steps": 3}))
+    with open(run.dir / "metrics.jsonl", "a") as handle:  # a crash after logging step 4
+        handle.write(json.dumps({"step": 4, "loss_D": 1.0}) + "\n" + '{"step": 5, "lo')
+    ganforge.train(resume=run.dir, overrides={"train.steps": 4})
+    steps = [json.loads(line)["step"] for line in (run.dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 3, 4]
+
+
+def test_resume_refuses_a_changed_model(tmp_path):
+    run = ganforge.train(overrides=tiny(tmp_path, "r", **{"train.steps": 2}))
+    with pytest.raises(ganforge.ConfigError, match="model"):
+        ganforge.train(resume=run.dir, overrides={"model.g_width": 16, "train.steps": 4})
+
+
+def test_resume_of_a_missing_run_names_it(tmp_path):
+    with pytest.raises(CheckpointError, match="nowhere"):
+        ganforge.train(resume=tmp_path / "nowhere")
+
+
+def test_checkpoint_round_trip_and_header(tmp_path):
+    state = torch.optim.Adam([torch.nn.Parameter(torch.ones(3))]).state_dict()
+    state["state"][0] = {"step": torch.tensor(5.0), "exp_avg": torch.arange(3.0)}
+    tensors = {"w": torch.randn(2, 3)}
+    skeleton = checkpoint.flatten("optim", state, tensors)
+    path = tmp_path / "c.safetensors"
+    checkpoint.save(path, tensors, {"step": 7, "optim": skeleton})
+    loaded, meta = checkpoint.load(path)
+    assert meta["step"] == 7 and meta["format"] == checkpoint.FORMAT
+    restored = checkpoint.unflatten(meta["optim"], loaded)
+    assert list(restored["state"]) == [0]  # integer keys survive JSON
+    assert torch.equal(restored["state"][0]["exp_avg"], torch.arange(3.0))
+    assert restored["param_groups"][0]["lr"] == state["param_groups"][0]["lr"]
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_a_failed_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "c.safetensors"
+    checkpoint.save(path, {"w": torch.zeros(2)}, {"step": 1})
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint, "save_file", crash)
+    with pytest.raises(OSError):
+        checkpoint.save(path, {"w": torch.ones(2)}, {"step": 2})
+    assert checkpoint.read_meta(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"\x10\x00\x00\x00\x00\x00\x00\x00{}"])
+def test_damaged_checkpoints_are_reported_by_name(tmp_path, content):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="bad.safetensors"):
+        checkpoint.load(path)
+
+
+def test_truncated_checkpoint_is_reported(tmp_path):
+    path = tmp_path / "c.safetensors"
+    checkpoint.save(path, {"w": torch.randn(100, 100)}, {"step": 1})
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="c.safetensors"):
+        checkpoint.load(path)
+
+
+def test_ema_warms_up_then_tracks_slowly():
+    net = torch.nn.Linear(2, 1, bias=False)
+    ema = EMA(net, decay=0.99)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+        ema.shadow.weight.fill_(0.0)
+    ema.update(net, step=0)  # decay min(0.99, 1/10) = 0.1 -> moves 90 % of the way
+    assert torch.allclose(ema.shadow.weight, torch.full((1, 2), 0.9))
+    ema.update(net, step=10_000)  # decay 0.99 -> moves 1 % of the rest
+    assert torch.allclose(ema.shadow.weight, torch.full((1, 2), 0.901))
+    assert not ema.shadow.weight.requires_grad
+
+
+def test_time_budget_stops_cleanly(tmp_path):
+    run = ganforge.train(overrides=tiny(tmp_path, "r", **{"train.steps": 100000, "train.time_budget": 0.5}))
+    assert 0 < run.step < 100000 and "time budget" in run.stop_reason
+    assert checkpoint.read_meta(run.dir / "checkpoints" / "last.safetensors")["step"] == run.step
+    assert (run.dir / "samples" / "final.png").is_file()
+
+
+def test_losses_move_and_samples_are_finite(tmp_path):
+    run = ganforge.train(overrides=tiny(tmp_path, "r", **{"train.steps": 6}))
+    records = [json.loads(line) for line in (run.dir / "metrics.jsonl").read_text().splitlines()]
+    for record in records:
+        for key in ("loss_D", "loss_G", "images_per_s", "elapsed_s"):
+            assert record[key] == record[key] and record[key] >= 0  # finite, not NaN
+    images = run.load().sample(8, seed=3)
+    assert images.shape == (8, 16, 16, 1) and images.dtype.name == "uint8"
+    assert images.std() > 0
