@@ -9,20 +9,27 @@ from ganforge.errors import ConfigError
 from ganforge.losses import GAN_LOSSES
 from ganforge.models import MODELS, DataShape, build_models
 
-SMALL = {"dcgan": {"g_width": 4, "d_width": 4}, "mlp": {"hidden": 16}}
+SMALL = {"dcgan": {"g_width": 4, "d_width": 4}, "mlp": {"hidden": 16},
+         "cnn": {"width": 4, "hidden": 8}, "resnet-cnn": {"width": 4, "hidden": 8}}
+GANS = [n for n in MODELS.names() if MODELS.get(n).objective == "gan"]
+CLASSIFIERS = [n for n in MODELS.names() if MODELS.get(n).objective == "classifier"]
+
+
+def test_every_registered_model_is_covered():
+    assert set(SMALL) == set(MODELS.names())
 
 
 def cases():
-    for name in MODELS.names():
+    for name in GANS:
         resolutions = MODELS.get(name).resolutions or (8, 28, 32)
         for resolution in resolutions:
             for channels in MODELS.get(name).channels:
                 yield name, resolution, channels
 
 
-def build(name, resolution, channels, seed=0):
+def build(name, resolution, channels, seed=0, classes=0):
     torch.manual_seed(seed)
-    return build_models(ModelConfig(name=name, args=dict(SMALL[name])), DataShape(resolution, channels))
+    return build_models(ModelConfig(name=name, args=dict(SMALL[name])), DataShape(resolution, channels, classes))
 
 
 @pytest.mark.parametrize("name,resolution,channels", list(cases()))
@@ -42,7 +49,7 @@ def test_shapes_range_and_gradients(name, resolution, channels):
             assert p.grad.abs().sum() > 0, f"{pname} got a zero gradient"
 
 
-@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("name", GANS)
 def test_same_seed_same_networks_and_state_round_trip(name):
     res = (MODELS.get(name).resolutions or (16,))[0]
     a, b, c = build(name, res, 1, seed=1), build(name, res, 1, seed=1), build(name, res, 1, seed=2)
@@ -92,3 +99,22 @@ def test_ns_loss_known_values():
     logit = torch.zeros(2, requires_grad=True)
     ns.g_loss(logit).backward()
     assert torch.allclose(logit.grad, torch.full((2,), -0.25))
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+@pytest.mark.parametrize("resolution,channels", [(8, 1), (28, 1), (32, 3), (64, 3)])
+def test_classifiers_give_logits_and_features(name, resolution, channels):
+    net = build(name, resolution, channels, classes=7)["C"]
+    x = torch.randn(5, channels, resolution, resolution)
+    logits = net(x)
+    assert logits.shape == (5, 7) and torch.isfinite(logits).all()
+    assert net.features(x).shape == (5, net.feature_dim)
+    torch.nn.functional.cross_entropy(logits, torch.arange(5)).backward()
+    for pname, p in net.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_classifiers_need_labels(name):
+    with pytest.raises(ConfigError, match="labelled"):
+        build(name, 32, 1, classes=0)

@@ -17,7 +17,7 @@ from . import rundir
 from .config import Config
 from .data.sources import SOURCES, parse_name
 from .errors import CheckpointError
-from .models import DataShape, check_shape, model_args
+from .models import MODELS, DataShape, check_shape, model_args
 from .objectives import objective_args
 
 
@@ -48,6 +48,7 @@ def make_config(config: Config | dict | str | Path | None = None, *, resume: str
         raw = cfg.set_key(raw, key, value)
     if resume is not None:
         raw = cfg.set_key(raw, "out", str(resume))
+    raw = _default_objective(raw)
     resolved = cfg.from_dict(raw)
     check_config(resolved)
     # Write every option out, so a run keeps its settings even if defaults change later.
@@ -57,6 +58,18 @@ def make_config(config: Config | dict | str | Path | None = None, *, resume: str
         data = parse_name(resolved.data.name)[0]
         resolved.out = f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{resolved.model.name}-{data}"
     return resolved
+
+
+def _default_objective(raw: dict) -> dict:
+    """Unless an objective is named, use the one the model is made for (gan, vae, classifier)."""
+    objective = raw.get("objective")
+    if isinstance(objective, dict) and "name" in objective:
+        return raw
+    model = raw.get("model", {})
+    name = model.get("name", cfg.ModelConfig().name) if isinstance(model, dict) else None
+    if name in MODELS:
+        raw = cfg.merge(raw, {"objective": {"name": MODELS.get(name).objective}})
+    return raw
 
 
 def check_config(config: Config) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ class TrainConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"  # decay towards 0 over train.steps
     ema_decay: float = 0.999         # EMA of generator weights, used for sampling; 0 turns it off
     seed: int = 0
     device: str = "auto"             # auto, cpu, cuda, cuda:1, mps
@@ -154,7 +156,8 @@ def _build(cls, raw: dict, prefix: str):
     for key, value in raw.items():
         dotted = f"{prefix}{key}"
         if key not in names:
-            raise ConfigError(f"unknown config key {dotted!r}{suggest(key, names)}; "
+            hint = suggest(key, names).replace(" '", f" '{prefix}", 1)
+            raise ConfigError(f"unknown config key {dotted!r}{hint}; "
                               f"valid keys here: {', '.join(prefix + n for n in names)}")
         kind = hints[key]
         if dataclasses.is_dataclass(kind):
@@ -180,6 +183,8 @@ def _coerce(value: Any, kind, key: str):
             f"{key}={value!r}: expected {_type_name(kind)}")
     if origin is Literal:
         choices = typing.get_args(kind)
+        if isinstance(value, bool) and {"yes", "no"} <= set(choices):
+            value = "yes" if value else "no"  # YAML 1.1 reads an unquoted yes/no as a bool
         if value not in choices:
             raise ConfigError(f"{key}={value!r}: must be one of {', '.join(map(str, choices))}")
         return value
@@ -237,15 +242,30 @@ def set_key(raw: dict, dotted: str, value: Any) -> dict:
     return merge(raw, update)
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML with 1.2 floats: PyYAML (YAML 1.1) would read `1e-4` as a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+               r"|[0-9][0-9_]*[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
+
+
+def _read_yaml(text: str, where: str):
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{where} is not valid YAML: {' '.join(str(error).split())}") from None
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Parse `key=value` with the value read as YAML (`10`, `1e-4`, `true`, `null`, `[1, 2]`)."""
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key=value, e.g. train.steps=100")
     key, _, value = text.partition("=")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError as error:
-        raise ConfigError(f"override {text!r}: cannot read value ({error})") from None
+    parsed = _read_yaml(value, f"the value of override {text!r}") if value.strip() else ""
     return key.strip(), parsed
 
 
@@ -254,10 +274,7 @@ def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {error}") from None
+    raw = _read_yaml(path.read_text(), f"config file {str(path)!r}") or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections")
     return raw

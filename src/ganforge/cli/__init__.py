@@ -5,9 +5,9 @@ import argparse
 import sys
 
 from ..errors import GanforgeError
-from . import sample, train
+from . import classify, sample, train
 
-COMMANDS = {"train": train, "sample": sample}
+COMMANDS = {"train": train, "sample": sample, "classify": classify}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,39 +9,39 @@ from ..config import Config, dump_yaml
 OPTIONS = {
     "dataset": ("data.name", str, "data set: digits, mnist, fashion-mnist, cifar10, folder:PATH, npz:PATH"),
     "data_dir": ("data.data_dir", str, "directory of mnist / fashion-mnist / cifar10 files (default ./data)"),
-    "model": ("model.name", str, "architecture: dcgan, mlp"),
+    "model": ("model.name", str, "architecture (ganforge models lists them)"),
     "resolution": ("data.resolution", int, "image size in pixels"),
     "channels": ("data.channels", int, "1 (gray) or 3 (RGB)"),
     "batch_size": ("train.batch_size", int, "images per batch"),
-    "steps": ("train.steps", int, "generator updates in total (a resumed run counts on)"),
+    "steps": ("train.steps", int, "optimiser steps in total (a resumed run counts on)"),
     "time_budget": ("train.time_budget", float, "seconds; stop cleanly when spent"),
     "lr": ("train.lr", float, "Adam learning rate"),
     "seed": ("train.seed", int, "random seed"),
-    "d_steps": ("objective.d_steps", int, "discriminator updates per generator update"),
+    "d_steps": ("objective.d_steps", int, "GAN: discriminator updates per generator update"),
     "device": ("train.device", str, "auto, cpu, cuda, cuda:N, mps"),
     "precision": ("train.precision", str, "fp32, bf16, fp16 (CUDA) or auto"),
 }
 
 
-def _default(key: str):
-    """The built-in default of a config key, for --help."""
+def _default(key: str, defaults: dict):
+    """The default of a config key for this command, for --help."""
     from ..objectives.gan import GANArgs
 
+    if key in defaults:
+        return defaults[key]
     section, name = key.split(".")
     if section == "objective":
-        return getattr(GANArgs(), name)
+        return getattr(GANArgs(), name, None)
     return getattr(getattr(Config(), section), name)
 
 
-def add_parser(commands, name: str) -> None:
-    parser = commands.add_parser(
-        name, help="train a model (default: DCGAN on the bundled digits)",
-        description="Train a model and write a run directory (config.yaml, checkpoints/, "
-                    "samples/, metrics.jsonl). Options override the config file; --set "
-                    "overrides any key.")
+def add_training_options(parser: argparse.ArgumentParser, defaults: dict) -> None:
+    """The options shared by every command that trains (train, classify train)."""
     for option, (key, kind, text) in OPTIONS.items():
+        if key == "objective.d_steps" and defaults:
+            continue
         parser.add_argument(f"--{option.replace('_', '-')}", type=kind, default=None,
-                            help=f"{text} [{key}; default: {_default(key)}]")
+                            help=f"{text} [{key}; default: {_default(key, defaults)}]")
     parser.add_argument("--out", default=None,
                         help="run directory [default: runs/<time>-<model>-<dataset>]")
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
@@ -56,33 +56,54 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
-def overrides_from(args: argparse.Namespace) -> list[str]:
-    pairs = []
-    for option, (key, _, _) in OPTIONS.items():
-        value = getattr(args, option)
-        if value is not None:
-            pairs.append((key, value))
-    if args.out is not None:
-        pairs.append(("out", args.out))
-    if args.quiet:
-        pairs.append(("log.progress", False))
-    return pairs
+def add_parser(commands, name: str) -> None:
+    parser = commands.add_parser(
+        name, help="train a model (default: DCGAN on the bundled digits)",
+        description="Train a model and write a run directory (config.yaml, checkpoints/, "
+                    "samples/, metrics.jsonl). Options override the config file; --set "
+                    "overrides any key.")
+    add_training_options(parser, {})
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..api import make_config, train
-    from ..config import parse_override
+def resolve(args: argparse.Namespace, defaults: dict):
+    """Config from layers: the command's defaults (not on resume) < --resume's run <
+    --config FILE < the named options < --set."""
+    from ..api import make_config
+    from ..config import load_yaml, merge, parse_override, set_key
     from ..errors import ConfigError
 
     if args.resume and args.out and args.out != args.resume:
         raise ConfigError("--out and --resume name different directories; a resumed run "
                           "stays in its own directory")
-    overrides = dict(overrides_from(args))
+    base: dict = {}
+    if not args.resume:
+        for key, value in defaults.items():
+            base = set_key(base, key, value)
+    if args.config:
+        base = merge(base, load_yaml(args.config))
+    overrides = {key: getattr(args, option) for option, (key, _, _) in OPTIONS.items()
+                 if getattr(args, option, None) is not None}
+    if args.out is not None:
+        overrides["out"] = args.out
+    if args.quiet:
+        overrides["log.progress"] = False
     overrides.update(parse_override(text) for text in args.set)
-    config = make_config(args.config, resume=args.resume, overrides=overrides)
+    return make_config(base, resume=args.resume, overrides=overrides)
+
+
+def train_and_report(args: argparse.Namespace, defaults: dict):
+    """Resolve, then either print the config (--dry-run) or train; returns the Run or None."""
+    from ..api import train
+
+    config = resolve(args, defaults)
     if args.dry_run:
         print(dump_yaml(config), end="")
-        return 0
+        return None
     result = train(config, resume=args.resume)
     print(f"{result.dir}: step {result.step}, {result.elapsed_s:.1f} s ({result.stop_reason})")
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    train_and_report(args, {})
     return 0

@@ -1,4 +1,5 @@
-"""Using trained runs: load a generator from a run directory and sample from it."""
-from .generator import TrainedGenerator, load
+"""Using trained runs: load a generator or classifier from a run directory and apply it."""
+from .classifier import TrainedClassifier, confusion_png, load_classifier
+from .generator import TrainedGenerator, load, rebuild
 
-__all__ = ["TrainedGenerator", "load"]
+__all__ = ["TrainedClassifier", "TrainedGenerator", "confusion_png", "load", "load_classifier", "rebuild"]

@@ -73,6 +73,24 @@ class TrainedGenerator:
         return tensor
 
 
+def rebuild(run_dir: str | Path, checkpoint_name: str, net_name: str | None = None):
+    """Build one network of a run from its checkpoint header and load its weights (the EMA
+    copy where there is one). Returns (network, header)."""
+    path = find_checkpoint(run_dir, checkpoint_name)
+    meta = checkpoint.read_meta(path)
+    config = from_dict(meta["config"])
+    net_name = net_name or meta.get("sample_net") or "G"
+    nets = build_models(config.model, DataShape(**meta["shape"]))
+    if net_name not in nets:
+        raise ConfigError(f"run {str(run_dir)!r} has no network {net_name!r} (model "
+                          f"{config.model.name!r} has {', '.join(nets)})")
+    use_ema = meta.get("has_ema") and net_name == meta.get("sample_net")
+    prefix = f"ema.{net_name}." if use_ema else f"nets.{net_name}."
+    tensors, _ = checkpoint.load(path, prefix)
+    nets[net_name].load_state_dict({k[len(prefix):]: v for k, v in tensors.items()})
+    return nets[net_name], meta
+
+
 def load(run_dir: str | Path, checkpoint_name: str = "last", device: str = "cpu") -> TrainedGenerator:
     """Load the (EMA) generator of a run for sampling.
 
@@ -86,14 +104,8 @@ def load(run_dir: str | Path, checkpoint_name: str = "last", device: str = "cpu"
         >>> model.sample(64, seed=0).shape
         (64, 32, 32, 1)
     """
-    path = find_checkpoint(run_dir, checkpoint_name)
-    meta = checkpoint.read_meta(path)
-    config = from_dict(meta["config"])
-    shape = DataShape(**meta["shape"])
-    net_name = meta.get("sample_net", "G")
-    net = build_models(config.model, shape)[net_name]
-    prefix = f"ema.{net_name}." if meta.get("has_ema") else f"nets.{net_name}."
-    tensors, _ = checkpoint.load(path, prefix)
-    state = {k[len(prefix):]: v for k, v in tensors.items()}
-    net.load_state_dict(state)
+    net, meta = rebuild(run_dir, checkpoint_name)
+    if not hasattr(net, "latent_dim"):
+        raise ConfigError(f"run {str(run_dir)!r} is not a generative model (its model is "
+                          f"{meta['config']['model']['name']!r}); use ganforge classify eval")
     return TrainedGenerator(net.to(device), meta, torch.device(device))

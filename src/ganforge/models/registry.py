@@ -28,6 +28,7 @@ class Architecture:
     build: Callable[[object, DataShape], dict[str, nn.Module]]
     resolutions: tuple[int, ...] | None = None  # None: any resolution
     channels: tuple[int, ...] = (1, 3)
+    objective: str = "gan"                      # the objective used unless one is named
     summary: str = ""
 
 

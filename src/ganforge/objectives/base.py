@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..config import ObjectiveConfig, check_args
+from ..errors import ConfigError
 from ..registry import Registry
 
 
@@ -37,7 +38,7 @@ class Objective:
     """Base class: subclasses set `phases` and implement `loss`."""
 
     phases: list[Phase]
-    sample_net: str = "G"              # the network sampled from (through its EMA)
+    sample_net: str | None = "G"       # the network sampled from (through its EMA); None: none
 
     def __init__(self, args, nets: dict[str, nn.Module]):
         self.args, self.nets = args, nets
@@ -45,6 +46,14 @@ class Objective:
     def loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The scalar to minimise in `phase`, and detached values to log."""
         raise NotImplementedError
+
+
+def require_nets(objective: str, nets: dict[str, nn.Module], names: tuple[str, ...]) -> None:
+    """Fail clearly when a model does not build the networks an objective trains."""
+    missing = [n for n in names if n not in nets]
+    if missing:
+        raise ConfigError(f"objective {objective!r} needs networks {', '.join(names)}, but the "
+                          f"model builds {', '.join(nets)}; pick a matching model or objective.name")
 
 
 OBJECTIVES: Registry[tuple[type, Callable[..., Objective]]] = Registry("objective")

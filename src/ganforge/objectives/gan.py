@@ -7,7 +7,7 @@ import torch
 
 from ..errors import ConfigError
 from ..losses import GAN_LOSSES
-from .base import OBJECTIVES, Batch, Objective, Phase
+from .base import OBJECTIVES, Batch, Objective, Phase, require_nets
 
 
 @dataclass
@@ -23,6 +23,7 @@ class GANArgs:
 
 class GANObjective(Objective):
     def __init__(self, args: GANArgs, nets):
+        require_nets("gan", nets, ("G", "D"))
         super().__init__(args, nets)
         self.adv = GAN_LOSSES.get(args.loss)
         self.G, self.D = nets["G"], nets["D"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..data import ImageSet, to_float
+from ..errors import ConfigError
 from ..objectives import Batch
 
 
@@ -13,7 +14,7 @@ class EpochSampler:
 
     def __init__(self, data: ImageSet, batch_size: int, seed: int, channels_last: bool = False):
         if batch_size > len(data):
-            raise ValueError(f"train.batch_size={batch_size} is larger than the data set "
+            raise ConfigError(f"train.batch_size={batch_size} is larger than the data set "
                              f"({len(data)} images)")
         self.data, self.batch_size, self.channels_last = data, batch_size, channels_last
         self.generator = torch.Generator().manual_seed(seed)

@@ -7,6 +7,7 @@ exact same run.
 """
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -72,12 +73,14 @@ class Trainer:
                                                   betas=(train.beta1, train.beta2))
                            for name in stepped}
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
-        sample_net = self.nets[self.objective.sample_net]
-        self.ema = EMA(sample_net, train.ema_decay) if train.ema_decay > 0 else None
         self.sampler = EpochSampler(self.data, train.batch_size, train.seed, self.channels_last)
-        noise = torch.Generator().manual_seed(train.seed + 1)
-        self.fixed_z = torch.randn(config.log.grid_size, sample_net.latent_dim, generator=noise)
-        self.fixed_labels = self._grid_labels(config.log.grid_size)
+        self.ema, self.fixed_z, self.fixed_labels = None, None, None
+        if self.objective.sample_net is not None:
+            sample_net = self.nets[self.objective.sample_net]
+            self.ema = EMA(sample_net, train.ema_decay) if train.ema_decay > 0 else None
+            noise = torch.Generator().manual_seed(train.seed + 1)
+            self.fixed_z = torch.randn(config.log.grid_size, sample_net.latent_dim, generator=noise)
+            self.fixed_labels = self._grid_labels(config.log.grid_size)
         self.step, self.elapsed = 0, 0.0
         if resume:
             self._restore()
@@ -159,7 +162,18 @@ class Trainer:
     def _batches_per_step(self) -> int:
         return sum(p.repeat for p in self.objective.phases if p.fresh_batch)
 
+    def _set_learning_rates(self) -> None:
+        """The learning rate is a function of the step alone, so resuming needs no state."""
+        train = self.config.train
+        progress = min(self.step / max(train.steps, 1), 1.0)
+        factor = {"constant": 1.0, "linear": 1.0 - progress,
+                  "cosine": 0.5 * (1.0 + math.cos(math.pi * progress))}[train.lr_schedule]
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = train.lr * factor
+
     def _train_step(self, sums: dict) -> None:
+        self._set_learning_rates()
         batch = None
         for phase in self.objective.phases:
             if self.step % phase.every:
@@ -188,6 +202,8 @@ class Trainer:
 
     @torch.no_grad()
     def save_grid(self, final: bool = False) -> None:
+        if self.fixed_z is None:
+            return
         net = self.sampling_net()
         was_training = net.training
         net.eval()

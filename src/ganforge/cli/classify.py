@@ -1,0 +1,88 @@
+"""`ganforge classify train|eval`: CNN classifiers, also the feature extractors of the metrics."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .train import add_training_options, train_and_report
+
+# A classifier trains with its own defaults (Adam at 1e-3, no weight averaging).
+DEFAULTS = {"model.name": "cnn", "train.lr": 1e-3, "train.beta1": 0.9, "train.steps": 1500,
+            "train.lr_schedule": "cosine", "train.ema_decay": 0.0, "log.every": 100}
+
+
+def add_parser(commands, name: str) -> None:
+    parser = commands.add_parser(name, help="train and evaluate CNN classifiers (cnn, resnet-cnn)")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    train = actions.add_parser("train", help="train a classifier on a labelled data set",
+                               description="Train a classifier, then evaluate it on the test split.")
+    add_training_options(train, DEFAULTS)
+    evaluate = actions.add_parser("eval", help="accuracy, precision, recall, F1, confusion matrix",
+                                  description="Evaluate a trained classifier on a data set's "
+                                              "test split (or another labelled data set).")
+    evaluate.add_argument("run", metavar="RUN", help="run directory of ganforge classify train")
+    evaluate.add_argument("--dataset", default=None,
+                          help="labelled data set to evaluate on [default: the run's own]")
+    evaluate.add_argument("--split", default="test", choices=("train", "test"),
+                          help="which split [default: test]")
+    evaluate.add_argument("--checkpoint", default="last", help="[default: last]")
+    evaluate.add_argument("--device", default="cpu", help="[default: cpu]")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "train":
+        result = train_and_report(args, DEFAULTS)
+        if result is not None:
+            evaluate(result.dir, None, "test", "last", "cpu")
+        return 0
+    evaluate(args.run, args.dataset, args.split, args.checkpoint, args.device)
+    return 0
+
+
+def evaluate(run_dir, dataset, split: str, checkpoint_name: str, device: str) -> dict:
+    """Print and save (RUN/classify-eval.json, RUN/confusion.png) the classifier report."""
+    from ..data import load_dataset
+    from ..errors import DataError
+    from ..imageio import save_png
+    from ..inference import confusion_png, load_classifier
+
+    clf = load_classifier(run_dir, checkpoint_name, device)
+    data_config = clf.meta_config().data
+    if dataset is not None:
+        data_config.name = dataset
+    try:
+        data = load_dataset(data_config, split)
+    except DataError as error:
+        if split == "test":
+            raise DataError(f"{error}; evaluate on another set with --dataset or --split train") from None
+        raise
+    if data.labels is None:
+        raise DataError(f"data set {data_config.name!r} has no labels to evaluate against")
+    report = clf.report(data)
+    report.update({"data_set": data_config.name, "split": split, "checkpoint": checkpoint_name})
+    print(format_report(report, clf.class_names))
+    run_dir = Path(run_dir)
+    tmp = run_dir / ".classify-eval.json.tmp"
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(run_dir / "classify-eval.json")
+    save_png(confusion_png(report["confusion_matrix"], clf.class_names), run_dir / "confusion.png")
+    print(f"wrote {run_dir / 'classify-eval.json'} and {run_dir / 'confusion.png'}")
+    return report
+
+
+def format_report(report: dict, class_names: list[str]) -> str:
+    lines = [f"{report['data_set']} ({report['split']}, {report['images']} images): "
+             f"accuracy {report['accuracy']:.4f}",
+             f"{'class':>12} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>7}"]
+    for row in report["per_class"]:
+        lines.append(f"{row['class'][:12]:>12} {row['precision']:9.4f} {row['recall']:7.4f} "
+                     f"{row['f1']:7.4f} {row['support']:7d}")
+    lines.append(f"{'macro avg':>12} {report['macro_precision']:9.4f} {report['macro_recall']:7.4f} "
+                 f"{report['macro_f1']:7.4f}")
+    width = max(len(str(v)) for row in report["confusion_matrix"] for v in row) + 1
+    lines.append("confusion matrix (rows: true, columns: predicted):")
+    lines.append(" " * 13 + "".join(f"{name[:width - 1]:>{width}}" for name in class_names))
+    for name, row in zip(class_names, report["confusion_matrix"]):
+        lines.append(f"{name[:12]:>12} " + "".join(f"{v:>{width}}" for v in row))
+    return "\n".join(lines)
