@@ -10,7 +10,8 @@ from ganforge.losses import GAN_LOSSES
 from ganforge.models import MODELS, DataShape, build_models
 
 SMALL = {"dcgan": {"g_width": 4, "d_width": 4}, "mlp": {"hidden": 16},
-         "cnn": {"width": 4, "hidden": 8}, "resnet-cnn": {"width": 4, "hidden": 8}}
+         "cnn": {"width": 4, "hidden": 8}, "resnet-cnn": {"width": 4, "hidden": 8},
+         "vae": {"width": 4, "latent_dim": 3}}
 GANS = [n for n in MODELS.names() if MODELS.get(n).objective == "gan"]
 CLASSIFIERS = [n for n in MODELS.names() if MODELS.get(n).objective == "classifier"]
 
@@ -118,3 +119,18 @@ def test_classifiers_give_logits_and_features(name, resolution, channels):
 def test_classifiers_need_labels(name):
     with pytest.raises(ConfigError, match="labelled"):
         build(name, 32, 1, classes=0)
+
+
+@pytest.mark.parametrize("resolution", MODELS.get("vae").resolutions)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_vae_encodes_and_decodes(resolution, channels):
+    vae = build("vae", resolution, channels)["G"]
+    x = torch.rand(4, channels, resolution, resolution) * 2 - 1
+    mean, logvar = vae.encode(x)
+    assert mean.shape == logvar.shape == (4, 3)
+    images = vae(mean)
+    assert images.shape == x.shape and images.abs().max() <= 1
+    assert torch.equal(images, torch.tanh(vae.decode_logits(mean)))
+    (images.sum() + logvar.sum()).backward()
+    for pname, p in vae.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, pname

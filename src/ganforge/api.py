@@ -18,7 +18,7 @@ from .config import Config
 from .data.sources import SOURCES, parse_name
 from .errors import CheckpointError
 from .models import MODELS, DataShape, check_shape, model_args
-from .objectives import objective_args
+from .objectives import OBJECTIVES, objective_args
 
 
 def make_config(config: Config | dict | str | Path | None = None, *, resume: str | Path | None = None,
@@ -48,7 +48,7 @@ def make_config(config: Config | dict | str | Path | None = None, *, resume: str
         raw = cfg.set_key(raw, key, value)
     if resume is not None:
         raw = cfg.set_key(raw, "out", str(resume))
-    raw = _default_objective(raw)
+    raw = _objective_train_defaults(_default_objective(raw))
     resolved = cfg.from_dict(raw)
     check_config(resolved)
     # Write every option out, so a run keeps its settings even if defaults change later.
@@ -70,6 +70,15 @@ def _default_objective(raw: dict) -> dict:
     if name in MODELS:
         raw = cfg.merge(raw, {"objective": {"name": MODELS.get(name).objective}})
     return raw
+
+
+def _objective_train_defaults(raw: dict) -> dict:
+    """Lay the objective's own `train.*` defaults under what the user gave."""
+    objective = raw.get("objective", {})
+    name = objective.get("name") if isinstance(objective, dict) else None
+    if name not in OBJECTIVES:
+        return raw
+    return cfg.merge({"train": dict(OBJECTIVES.get(name).train_defaults)}, raw)
 
 
 def check_config(config: Config) -> None:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 from .train import add_training_options, train_and_report
 
-# A classifier trains with its own defaults (Adam at 1e-3, no weight averaging).
-DEFAULTS = {"model.name": "cnn", "train.lr": 1e-3, "train.beta1": 0.9, "train.steps": 1500,
-            "train.lr_schedule": "cosine", "train.ema_decay": 0.0, "log.every": 100}
+# The classifier objective brings its own train.* defaults (Adam at 1e-3, cosine decay).
+DEFAULTS = {"model.name": "cnn", "train.steps": 1500, "log.every": 100}
 
 
 def add_parser(commands, name: str) -> None:

@@ -7,7 +7,7 @@ no loss, so a new GAN variant, a VAE or a translation model changes no line of i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -56,17 +56,25 @@ def require_nets(objective: str, nets: dict[str, nn.Module], names: tuple[str, .
                           f"model builds {', '.join(nets)}; pick a matching model or objective.name")
 
 
-OBJECTIVES: Registry[tuple[type, Callable[..., Objective]]] = Registry("objective")
+@dataclass(frozen=True)
+class ObjectiveEntry:
+    """A registered objective: its options dataclass, its class, and the `train.*` defaults
+    it needs (a classifier wants another learning rate than a GAN); the user's keys win."""
+
+    args: type
+    build: Callable[..., Objective]
+    train_defaults: dict = field(default_factory=dict)
+
+
+OBJECTIVES: Registry[ObjectiveEntry] = Registry("objective")
 
 
 def objective_args(config: ObjectiveConfig):
-    args_cls, _ = OBJECTIVES.get(config.name)
-    args = check_args(args_cls, config.args, "objective.")
+    args = check_args(OBJECTIVES.get(config.name).args, config.args, "objective.")
     if hasattr(args, "check"):
         args.check()
     return args
 
 
 def build_objective(config: ObjectiveConfig, nets: dict[str, nn.Module]) -> Objective:
-    _, factory = OBJECTIVES.get(config.name)
-    return factory(objective_args(config), nets)
+    return OBJECTIVES.get(config.name).build(objective_args(config), nets)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .base import OBJECTIVES, Batch, Objective, Phase, require_nets
+from .base import OBJECTIVES, Batch, Objective, ObjectiveEntry, Phase, require_nets
 
 
 @dataclass
@@ -55,4 +55,6 @@ class ClassifierObjective(Objective):
         return loss, {"loss_C": loss.detach(), "train_accuracy": accuracy}
 
 
-OBJECTIVES.register("classifier")((ClassifierArgs, ClassifierObjective))
+OBJECTIVES.register("classifier")(ObjectiveEntry(
+    ClassifierArgs, ClassifierObjective,
+    {"lr": 1e-3, "beta1": 0.9, "lr_schedule": "cosine", "ema_decay": 0.0}))

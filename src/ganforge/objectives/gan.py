@@ -7,7 +7,7 @@ import torch
 
 from ..errors import ConfigError
 from ..losses import GAN_LOSSES
-from .base import OBJECTIVES, Batch, Objective, Phase, require_nets
+from .base import OBJECTIVES, Batch, Objective, ObjectiveEntry, Phase, require_nets
 
 
 @dataclass
@@ -52,4 +52,4 @@ class GANObjective(Objective):
         return loss, {"loss_G": loss.detach()}
 
 
-OBJECTIVES.register("gan")((GANArgs, GANObjective))
+OBJECTIVES.register("gan")(ObjectiveEntry(GANArgs, GANObjective))
