@@ -106,4 +106,10 @@ def train(config: Config | dict | str | Path | None = None, *, resume: str | Pat
     from .training import Trainer
 
     resolved = make_config(config, resume=resume, overrides=overrides)
-    return Trainer(resolved, resume=resume is not None).run()
+    evaluator = None
+    if resolved.log.eval_every:
+        from .evaluate import Evaluator, build_extractor
+        extractor = build_extractor(resolved.data, quiet=not resolved.log.progress)
+        evaluator = Evaluator(resolved.data, extractor, resolved.log.eval_samples or None,
+                              seed=resolved.train.seed)
+    return Trainer(resolved, resume=resume is not None, evaluator=evaluator).run()

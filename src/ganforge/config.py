@@ -90,6 +90,8 @@ class LogConfig:
     sample_every: int = 500          # steps between fixed-noise sample grids
     checkpoint_every: int = 500      # steps between checkpoints (one is always written at the end)
     keep_every: int = 0              # also keep step-N checkpoints every this many steps (0: only last)
+    eval_every: int = 0              # evaluate (FID, KID, ...) every this many steps, keep `best` (0: off)
+    eval_samples: int = 0            # samples per evaluation (0: as many as held-out real images)
     grid_size: int = 64              # images in each sample grid
     progress: bool = True            # progress bar on a terminal, a line per log step elsewhere
     tensorboard: Literal["auto", "yes", "no"] = "auto"
@@ -98,7 +100,8 @@ class LogConfig:
         for key in ("every", "sample_every", "checkpoint_every", "grid_size"):
             value = getattr(self, key)
             _require(value >= 1, f"log.{key}", value, "must be at least 1")
-        _require(self.keep_every >= 0, "log.keep_every", self.keep_every, "must be >= 0")
+        for key in ("keep_every", "eval_every", "eval_samples"):
+            _require(getattr(self, key) >= 0, f"log.{key}", getattr(self, key), "must be >= 0")
 
 
 @dataclass

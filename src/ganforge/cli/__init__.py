@@ -5,9 +5,10 @@ import argparse
 import sys
 
 from ..errors import GanforgeError
-from . import classify, sample, train
+from . import classify, evaluate, reconstruct, sample, train
 
-COMMANDS = {"train": train, "sample": sample, "classify": classify}
+COMMANDS = {"train": train, "sample": sample, "evaluate": evaluate, "reconstruct": reconstruct,
+            "classify": classify}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ OPTIONS = {
     "d_steps": ("objective.d_steps", int, "GAN: discriminator updates per generator update"),
     "device": ("train.device", str, "auto, cpu, cuda, cuda:N, mps"),
     "precision": ("train.precision", str, "fp32, bf16, fp16 (CUDA) or auto"),
+    "eval_every": ("log.eval_every", int, "evaluate every N steps into metrics.jsonl, keep the best by FID (0: off)"),
 }
 
 

@@ -4,16 +4,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from .. import checkpoint
 from ..config import from_dict
-from ..data.imageset import to_uint8
+from ..data.imageset import to_float, to_uint8
 from ..errors import ConfigError
 from ..imageio import to_hwc
 from ..models import DataShape, build_models
 from ..rundir import find_checkpoint
+
+
+@torch.inference_mode()
+def generate(net: torch.nn.Module, n: int, seed: int = 0, labels: torch.Tensor | None = None,
+             batch_size: int = 500) -> torch.Tensor:
+    """`n` images from a generator as uint8 N x C x H x W on the CPU. The noise comes from
+    `seed` alone, so the same seed gives the same images at any batch size."""
+    device = next(net.parameters()).device
+    z = torch.randn(n, net.latent_dim, generator=torch.Generator().manual_seed(seed))
+    out = [torch.empty(0, net.channels, net.resolution, net.resolution, dtype=torch.uint8)]
+    for start in range(0, n, batch_size):
+        zb = z[start:start + batch_size].to(device)
+        lb = None if labels is None else labels[start:start + batch_size].to(device)
+        out.append(to_uint8(net(zb, lb)).cpu())
+    return torch.cat(out)
 
 
 class TrainedGenerator:
@@ -31,7 +45,7 @@ class TrainedGenerator:
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int = 0, labels: Sequence[int] | None = None,
-               batch_size: int = 500) -> np.ndarray:
+               batch_size: int = 500) -> "numpy.ndarray":
         """Generate `n` images as a uint8 N x H x W x C array (C is 1 or 3).
 
         The same seed gives the same images whatever the batch size.
@@ -47,17 +61,19 @@ class TrainedGenerator:
         """
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
-        label_tensor = self._labels(labels, n)
-        z = torch.randn(n, self.net.latent_dim, generator=torch.Generator().manual_seed(seed))
+        return to_hwc(generate(self.net, n, seed, self._labels(labels, n), batch_size))
+
+    @torch.inference_mode()
+    def reconstruct(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        """Encode and decode uint8 N x C x H x W images (models with an encoder: the VAE),
+        using the posterior mean; returns uint8 N x C x H x W."""
+        if not hasattr(self.net, "encode"):
+            raise ConfigError(f"model {self.config.model.name!r} has no encoder to reconstruct with")
         out = []
-        for start in range(0, n, batch_size):
-            zb = z[start:start + batch_size].to(self.device)
-            lb = None if label_tensor is None else label_tensor[start:start + batch_size].to(self.device)
-            out.append(to_uint8(self.net(zb, lb)).cpu())
-        if not out:
-            shape = (0, self.net.resolution, self.net.resolution, self.net.channels)
-            return np.zeros(shape, dtype=np.uint8)
-        return to_hwc(torch.cat(out))
+        for start in range(0, len(images), batch_size):
+            mean, _ = self.net.encode(to_float(images[start:start + batch_size].to(self.device)))
+            out.append(to_uint8(self.net(mean)).cpu())
+        return torch.cat(out) if out else images[:0].clone()
 
     def _labels(self, labels, n: int) -> torch.Tensor | None:
         if labels is None:

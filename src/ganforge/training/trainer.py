@@ -49,8 +49,10 @@ class Run:
 
 
 class Trainer:
-    def __init__(self, config: Config, resume: bool = False):
+    def __init__(self, config: Config, resume: bool = False, evaluator=None):
+        """`evaluator(net) -> dict of scores with 'fid'` runs every log.eval_every steps."""
         self.config, train = config, config.train
+        self.evaluator, self.best_fid = evaluator, math.inf
         self.run_dir = Path(config.out)
         self.device = pick_device(train.device)
         self.dtype = pick_dtype(train, self.device)
@@ -145,6 +147,8 @@ class Trainer:
                     self.save_grid()
                 if self.step % log.checkpoint_every == 0:
                     self.save_checkpoint()
+                if self.evaluator is not None and self.step % log.eval_every == 0:
+                    self._evaluate(logger)
                 if train.time_budget is not None and time.perf_counter() - start >= train.time_budget:
                     reason = f"time budget of {train.time_budget:g} s spent"
                     break
@@ -196,6 +200,17 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.nets[self.objective.sample_net], self.step)
 
+    def _evaluate(self, logger) -> None:
+        """Score the sampling network; a new lowest FID also becomes the `best` checkpoint."""
+        scores = self.evaluator(self.sampling_net())
+        record = {"step": self.step, **{f"eval_{k}": round(v, 6) for k, v in scores.items()
+                                        if isinstance(v, float)}}
+        logger.log(record)
+        if scores["fid"] < self.best_fid:
+            self.best_fid = scores["fid"]
+            self.save_checkpoint(("best",))
+            logger.event(f"step {self.step}: new best FID {scores['fid']:.4g} (checkpoint 'best')")
+
     # Outputs.
     def sampling_net(self) -> torch.nn.Module:
         return self.ema.shadow if self.ema is not None else self.nets[self.objective.sample_net]
@@ -217,7 +232,7 @@ class Trainer:
         if final:
             save_png(picture, folder / "final.png")
 
-    def save_checkpoint(self) -> None:
+    def save_checkpoint(self, names: tuple[str, ...] = ("last",)) -> None:
         tensors: dict[str, torch.Tensor] = {}
         for name, net in self.nets.items():
             tensors.update({f"nets.{name}.{k}": v for k, v in net.state_dict().items()})
@@ -238,11 +253,13 @@ class Trainer:
             "sample_net": self.objective.sample_net, "has_ema": self.ema is not None,
             "optimizers": optim, "sampler": sampler_meta, "cuda_rng_states": len(cuda_states),
             "scaler": checkpoint.flatten("scaler", self.scaler.state_dict(), tensors),
+            "best_fid": None if math.isinf(self.best_fid) else self.best_fid,
         }
-        checkpoint.save(rundir.checkpoint_path(self.run_dir, "last"), tensors, meta)
         keep = self.config.log.keep_every
-        if keep and self.step % keep == 0:
-            checkpoint.save(rundir.checkpoint_path(self.run_dir, f"step-{self.step:06d}"), tensors, meta)
+        if "last" in names and keep and self.step % keep == 0:
+            names = (*names, f"step-{self.step:06d}")
+        for name in names:
+            checkpoint.save(rundir.checkpoint_path(self.run_dir, name), tensors, meta)
 
     def _restore(self) -> None:
         path = rundir.find_checkpoint(self.run_dir, "last")
@@ -267,6 +284,7 @@ class Trainer:
         if self.device.type == "cuda" and meta.get("cuda_rng_states"):
             torch.cuda.set_rng_state_all([tensors[f"rng.cuda.{i}"] for i in range(meta["cuda_rng_states"])])
         self.step, self.elapsed = meta["step"], meta["elapsed_s"]
+        self.best_fid = meta.get("best_fid") or math.inf
         self._write_config()
 
 

@@ -1,0 +1,36 @@
+"""`ganforge evaluate RUN`: FID, KID, IS, precision/recall, density/coverage, mode-collapse
+signals, beside the real-data floor; written to RUN/eval.json."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(commands, name: str) -> None:
+    parser = commands.add_parser(
+        name, help="metrics of a generator's images beside the real-data floor",
+        description="Evaluate a GAN or VAE run. Features come from a classifier ganforge trains "
+                    "on the run's data set (once, cached in $GANFORGE_CACHE or ~/.cache/ganforge) "
+                    "or from Inception-v3 with --inception-weights.")
+    parser.add_argument("run", metavar="RUN", help="run directory of a generative model")
+    parser.add_argument("-n", type=int, default=None,
+                        help="samples to generate [default: as many as held-out real images, at most 10000]")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed [default: 0]")
+    parser.add_argument("--checkpoint", default="last", help="last, best, step-NNNNNN [default: last]")
+    parser.add_argument("--classifier", metavar="RUN", default=None,
+                        help="a ganforge classify run to take features from [default: cached]")
+    parser.add_argument("--inception-weights", metavar="FILE", default=None,
+                        help="local Inception-v3 FID weights (pt_inception-2015-12-05); never downloaded")
+    parser.add_argument("--device", default="cpu", help="[default: cpu]")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..evaluate import evaluate_run, format_table
+
+    if args.n is not None and args.n < 2:
+        raise ConfigError(f"-n {args.n}: must be at least 2")
+    report = evaluate_run(args.run, args.n, args.seed, args.checkpoint, args.classifier,
+                          args.inception_weights, args.device)
+    print(format_table(report))
+    print(f"wrote {args.run}/eval.json")
+    return 0
