@@ -164,8 +164,11 @@ def check_state_dict(path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and weights_only errors all mean "not this file"
-        raise ConfigError(f"{where} is not a loadable PyTorch state dict ({_first_line(err)}); "
-                          f"expected {EXPECTED}") from None
+        if "weights only load failed" in str(err).lower() or "weightsunpickler" in str(err).lower():
+            why = "it pickles Python objects other than tensors, which ganforge does not run"
+        else:
+            why = f"{type(err).__name__}: {_first_line(err)}"
+        raise ConfigError(f"{where} is not a readable PyTorch state dict ({why}); expected {EXPECTED}") from None
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ConfigError(f"{where} holds a {type(state).__name__}, not a state dict of tensors; "
                           f"expected {EXPECTED}")
@@ -175,8 +178,8 @@ def check_state_dict(path: Path) -> None:
                           f"expected {EXPECTED}")
     for key, shape in SIGNATURE.items():
         if tuple(state[key].shape) != shape:
-            raise ConfigError(f"{where} has {key!r} of shape {tuple(state[key].shape)}, expected "
-                              f"{shape}; expected {EXPECTED}")
+            raise ConfigError(f"{where} has {key!r} of shape {tuple(state[key].shape)}, not {shape}; "
+                              f"expected {EXPECTED}")
 
 
 def check_images(images) -> torch.Tensor:
@@ -198,9 +201,10 @@ def check_images(images) -> torch.Tensor:
     return images
 
 
-def _first_line(err: BaseException) -> str:
-    """The first non-empty line of an exception's message (load_state_dict's run to many)."""
+def _first_line(err: BaseException, limit: int = 160) -> str:
+    """An exception's message as one short line (load_state_dict's run to hundreds of lines)."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    text = " ".join(lines[:2]) if lines and lines[0].endswith(":") else (lines[0] if lines else "")
-    text = text or type(err).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
+    if lines and lines[0].startswith("Error(s) in loading state_dict"):
+        lines = lines[1:]  # keep the informative "Missing key(s) ..." line
+    text = lines[0] if lines else type(err).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -134,14 +134,14 @@ class Trainer:
                 self.step += 1
                 logger.advance()
                 self.elapsed = base_elapsed + time.perf_counter() - start
-                if self.step % log.every == 0 or self.step == train.steps:
+                if train.time_budget is not None and time.perf_counter() - start >= train.time_budget:
+                    reason = f"time budget of {train.time_budget:g} s spent"
+                elif stop.requested:
+                    reason = "interrupted"
+                stopping = reason != "steps done"
+                if self.step % log.every == 0 or self.step == train.steps or stopping:
                     now = time.perf_counter()
-                    record = {"step": self.step}
-                    record.update({k: round(v.item() / (self.step - last_log_step), 6) for k, v in sums.items()})
-                    images = (self.step - last_log_step) * train.batch_size * self._batches_per_step()
-                    record["images_per_s"] = round(images / max(now - last_log_time, 1e-9), 2)
-                    record["elapsed_s"] = round(self.elapsed, 3)
-                    logger.log(record)
+                    logger.log(self._record(sums, self.step - last_log_step, now - last_log_time))
                     sums, last_log_time, last_log_step = {}, now, self.step
                 if self.step % log.sample_every == 0:
                     self.save_grid()
@@ -149,11 +149,7 @@ class Trainer:
                     self.save_checkpoint()
                 if self.evaluator is not None and self.step % log.eval_every == 0:
                     self._evaluate(logger)
-                if train.time_budget is not None and time.perf_counter() - start >= train.time_budget:
-                    reason = f"time budget of {train.time_budget:g} s spent"
-                    break
-                if stop.requested:
-                    reason = "interrupted"
+                if stopping:
                     break
         finally:
             stop.restore()
@@ -162,6 +158,15 @@ class Trainer:
         logger.event(f"stopped at step {self.step} ({reason}); run directory: {self.run_dir}")
         logger.close()
         return Run(self.run_dir, self.step, self.elapsed, reason)
+
+    def _record(self, sums: dict, steps: int, seconds: float) -> dict:
+        """One metrics.jsonl line: values averaged over `steps`, real images per second."""
+        record = {"step": self.step}
+        record.update({k: round(v.item() / steps, 6) for k, v in sums.items()})
+        images = steps * self.config.train.batch_size * self._batches_per_step()
+        record["images_per_s"] = round(images / max(seconds, 1e-9), 2)
+        record["elapsed_s"] = round(self.elapsed, 3)
+        return record
 
     def _batches_per_step(self) -> int:
         return sum(p.repeat for p in self.objective.phases if p.fresh_batch)
