@@ -191,3 +191,12 @@ def test_missing_torch_fidelity_is_a_config_error(monkeypatch, weights_file):
 def test_bad_device_is_a_config_error(weights_file):
     with pytest.raises(ConfigError, match="device"):
         InceptionFeatures(str(weights_file), device="warp-drive")
+
+
+def test_loads_offline_without_batchnorm_counters(inception, weights_file, tmp_path, offline):
+    """Converted weights may lack BatchNorm's num_batches_tracked entries; they load all the same."""
+    state = torch.load(weights_file, weights_only=True)
+    path = tmp_path / "pt_inception-converted.pth"
+    torch.save({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}, path)
+    x = images(1, seed=6)
+    assert torch.equal(InceptionFeatures(path).features(x), inception.features(x))

@@ -27,7 +27,8 @@ LOGIT_DIM = 1008          # the 2015-12-05 graph's 1008 ImageNet outputs (1000 c
 EXPECTED = "the torch-fidelity/pytorch-fid 'pt_inception-2015-12-05' Inception-v3 state dict"
 # Entries whose shape tells this network apart from other Inception-v3 checkpoints
 # (torchvision's has a 1000-class fc, for instance).
-SIGNATURE = {"Conv2d_1a_3x3.conv.weight": (32, 3, 3, 3), "Mixed_7c.branch_pool.conv.weight": (192, 2048, 1, 1),
+SIGNATURE = {"Conv2d_1a_3x3.conv.weight": (32, 3, 3, 3),
+             "Mixed_7c.branch_pool.conv.weight": (192, 2048, 1, 1),
              "fc.weight": (LOGIT_DIM, FEATURE_DIM), "fc.bias": (LOGIT_DIM,)}
 INSTALL_HINT = "pip install 'ganforge[inception]' (or pip install torch-fidelity)"
 
@@ -82,7 +83,8 @@ class InceptionFeatures:
         self.weights_path = str(path)
         self.name = f"inception-v3-pool3 ({path.name})"
 
-    def features_and_probs(self, images: torch.Tensor, batch_size: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+    def features_and_probs(self, images: torch.Tensor,
+                           batch_size: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
         """Pool3 features and softmax class probabilities of `images`, from one forward pass.
 
         Args:
@@ -167,15 +169,16 @@ def check_state_dict(path: Path) -> None:
         if "weights only load failed" in str(err).lower() or "weightsunpickler" in str(err).lower():
             why = "it pickles Python objects other than tensors, which ganforge does not run"
         else:
-            why = f"{type(err).__name__}: {_first_line(err)}"
-        raise ConfigError(f"{where} is not a readable PyTorch state dict ({why}); expected {EXPECTED}") from None
+            why = f"corrupt or not written by torch.save; {type(err).__name__}: {_first_line(err)}"
+        raise ConfigError(f"{where} is not a readable PyTorch state dict ({why}); "
+                          f"expected {EXPECTED}") from None
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ConfigError(f"{where} holds a {type(state).__name__}, not a state dict of tensors; "
                           f"expected {EXPECTED}")
     missing = [key for key in SIGNATURE if key not in state]
     if missing:
-        raise ConfigError(f"{where} lacks {len(missing)} of the expected entries (e.g. {missing[0]!r}); "
-                          f"expected {EXPECTED}")
+        more = f" and {len(missing) - 1} other expected entries" if len(missing) > 1 else ""
+        raise ConfigError(f"{where} lacks {missing[0]!r}{more}; expected {EXPECTED}")
     for key, shape in SIGNATURE.items():
         if tuple(state[key].shape) != shape:
             raise ConfigError(f"{where} has {key!r} of shape {tuple(state[key].shape)}, not {shape}; "
