@@ -16,8 +16,8 @@ from ganforge.config import Config, ModelConfig, dump_yaml, from_dict
 from ganforge.errors import CheckpointError, ConfigError, GanforgeError
 
 
-DCGAN_DEFAULTS = {"latent_dim": 100, "g_width": 64, "d_width": 64, "max_width": 1024}
-MLP_DEFAULTS = {"latent_dim": 100, "hidden": 128, "layers": 1}
+DCGAN_DEFAULTS = {"latent_dim": 100, "g_width": 64, "d_width": 64, "max_width": 1024, "embed_dim": 50, "d_batchnorm": True}
+MLP_DEFAULTS = {"latent_dim": 100, "hidden": 128, "layers": 1, "embed_dim": 10}
 
 
 def write_yaml(path, data) -> str:
@@ -44,7 +44,9 @@ def test_defaults_resolve(tmp_path, monkeypatch):
     # Resolved configs spell out every option of the chosen model and objective.
     assert config.model.args == DCGAN_DEFAULTS
     assert config.objective.name == "gan"
-    assert config.objective.args == {"loss": "ns", "d_steps": 1}
+    assert {k: config.objective.args[k] for k in ("loss", "d_steps", "r1_gamma", "ada")} == \
+        {"loss": "ns", "d_steps": 1, "r1_gamma": 0.0, "ada": False}
+    assert config.objective.args["gp_weight"] is None
     assert config.train.batch_size == 64
     assert config.train.steps == 1500
     assert config.train.lr == pytest.approx(2e-4)
@@ -336,10 +338,11 @@ def custom():
 
 def test_to_dict_from_dict_round_trip(custom):
     raw = custom.to_dict()
-    assert raw["model"] == {"name": "mlp", **MLP_DEFAULTS, "hidden": 5}
-    assert raw["objective"] == {"name": "gan", "loss": "ns", "d_steps": 1}
+    assert raw["model"] == {"name": "mlp", "conditional": False, **MLP_DEFAULTS, "hidden": 5}
+    assert raw["objective"]["name"] == "gan" and raw["objective"]["loss"] == "ns"
+    assert from_dict(raw).objective.args == custom.objective.args
     assert raw["train"]["steps"] == 7 and raw["out"] == "runs/custom"
-    assert set(raw) == {"data", "model", "objective", "train", "log", "out"}
+    assert set(raw) == {"data", "model", "objective", "train", "log", "health", "out"}
     assert from_dict(raw) == custom
     assert from_dict(Config().to_dict()) == Config()
 

@@ -48,6 +48,7 @@ class NamedSection:
 @dataclass
 class ModelConfig(NamedSection):
     name: str = "dcgan"
+    conditional: bool = False        # class-conditional G and D (needs a labelled data set)
 
 
 @dataclass
@@ -63,6 +64,10 @@ class TrainConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    lr_g: Union[float, None] = None  # TTUR: the generator's own learning rate (default: lr)
+    lr_d: Union[float, None] = None  # TTUR: the discriminator's own learning rate (default: lr)
+    betas_g: Union[list, None] = None  # the generator's own Adam betas [beta1, beta2]
+    betas_d: Union[list, None] = None  # the discriminator's own Adam betas [beta1, beta2]
     lr_schedule: Literal["constant", "cosine", "linear"] = "constant"  # decay towards 0 over train.steps
     ema_decay: float = 0.999         # EMA of generator weights, used for sampling; 0 turns it off
     seed: int = 0
@@ -79,6 +84,14 @@ class TrainConfig:
         for key in ("beta1", "beta2"):
             value = getattr(self, key)
             _require(0 <= value < 1, f"train.{key}", value, "must be in [0, 1)")
+        for key in ("lr_g", "lr_d"):
+            value = getattr(self, key)
+            _require(value is None or value > 0, f"train.{key}", value, "must be positive")
+        for key in ("betas_g", "betas_d"):
+            value = getattr(self, key)
+            _require(value is None or (len(value) == 2 and all(
+                isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in value)),
+                f"train.{key}", value, "must be two numbers in [0, 1), e.g. [0.0, 0.9]")
         _require(0 <= self.ema_decay < 1, "train.ema_decay", self.ema_decay, "must be in [0, 1)")
         _require(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
                  "train.device", self.device, "must be auto, cpu, cuda, cuda:N or mps")
@@ -105,12 +118,34 @@ class LogConfig:
 
 
 @dataclass
+class HealthConfig:
+    """Thresholds of the health controller (ganforge.training.health)."""
+
+    enabled: bool = True
+    max_grad_norm: float = 1e4       # a mean gradient norm above this counts as divergence
+    lr_factor: float = 0.5           # learning rates are multiplied by this after a divergence
+    d_win_accuracy: float = 0.995    # D telling real from fake this well ...
+    d_win_steps: int = 2000          # ... at every log line for this many steps counts as collapse
+    min_classes_present: float = 0.5  # with --eval-every: share of classes among samples
+    min_diversity: float = 0.3       # with --eval-every: diversity_ratio of samples
+    max_rollbacks: int = 5           # then stop with the reason
+
+    def check(self) -> None:
+        _require(self.max_grad_norm > 0, "health.max_grad_norm", self.max_grad_norm, "must be positive")
+        _require(0 < self.lr_factor < 1, "health.lr_factor", self.lr_factor, "must be in (0, 1)")
+        _require(0 < self.d_win_accuracy <= 1, "health.d_win_accuracy", self.d_win_accuracy, "must be in (0, 1]")
+        _require(self.d_win_steps >= 1, "health.d_win_steps", self.d_win_steps, "must be at least 1")
+        _require(self.max_rollbacks >= 0, "health.max_rollbacks", self.max_rollbacks, "must be >= 0")
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
     out: Union[str, None] = None     # run directory; default runs/<time>-<model>-<data>
 
     def to_dict(self) -> dict:
@@ -119,7 +154,8 @@ class Config:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, NamedSection):
-                result[f.name] = {"name": value.name, **value.args}
+                fixed = {k: v for k, v in dataclasses.asdict(value).items() if k != "args"}
+                result[f.name] = {**fixed, **value.args}
             elif dataclasses.is_dataclass(value):
                 result[f.name] = dataclasses.asdict(value)
             else:
@@ -152,9 +188,12 @@ def _build(cls, raw: dict, prefix: str):
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     if issubclass(cls, NamedSection):
-        raw = dict(raw)
-        name = raw.pop("name", cls().name)
-        return cls(name=_coerce(name, str, f"{prefix}name"), args=raw)
+        # Keys of the section itself (name, ...) are typed here; the rest are the entry's.
+        raw, fixed = dict(raw), {}
+        for key in names:
+            if key != "args" and key in raw:
+                fixed[key] = _coerce(raw.pop(key), hints[key], f"{prefix}{key}")
+        return cls(**fixed, args=raw)
     values = {}
     for key, value in raw.items():
         dotted = f"{prefix}{key}"

@@ -3,8 +3,8 @@
 Networks learn their shapes (resolution, channels, classes) from the data set, never from
 hard-coded constants, and take their own options from the config's `model` section.
 """
-from .registry import MODELS, Architecture, DataShape, build_models, check_shape, model_args
+from .registry import MODELS, Architecture, DataShape, build_models, check_shape, data_shape, model_args
 
 from . import classifier, dcgan, mlp, vae  # noqa: E402,F401  (register the built-in families)
 
-__all__ = ["MODELS", "Architecture", "DataShape", "build_models", "check_shape", "model_args"]
+__all__ = ["MODELS", "Architecture", "DataShape", "build_models", "check_shape", "data_shape", "model_args"]

@@ -100,8 +100,8 @@ class ResNetCNN(_Classifier):
 
 
 MODELS.register("cnn")(Architecture(
-    CNNArgs, lambda args, shape: {"C": CNN(args, shape)}, None, objective="classifier",
+    CNNArgs, lambda args, shape: {"C": CNN(args, shape)}, None, objective="classifier", labels="required",
     summary="classic CNN classifier: two conv/conv/pool blocks, fully-connected head"))
 MODELS.register("resnet-cnn")(Architecture(
-    CNNArgs, lambda args, shape: {"C": ResNetCNN(args, shape)}, None, objective="classifier",
+    CNNArgs, lambda args, shape: {"C": ResNetCNN(args, shape)}, None, objective="classifier", labels="required",
     summary="residual CNN classifier: three stages of two residual blocks"))

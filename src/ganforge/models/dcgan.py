@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .conditioning import LabelToNoise, ProjectionHead
 from .layers import init_dcgan, leaky
 from .registry import MODELS, Architecture, DataShape
 
@@ -21,6 +22,8 @@ class DCGANArgs:
     g_width: int = 64      # ngf: generator channels at the last hidden layer (doubling towards 4x4)
     d_width: int = 64      # ndf: discriminator channels at the first layer
     max_width: int = 1024  # cap on channels at the coarsest layers
+    embed_dim: int = 50    # conditional models: size of the class embedding joined to z
+    d_batchnorm: bool = True  # batch norm in D (turn off for gradient penalties, as WGAN-GP does)
 
     def check(self):
         for key in ("latent_dim", "g_width", "d_width", "max_width"):
@@ -41,10 +44,12 @@ class Generator(nn.Module):
     def __init__(self, args: DCGANArgs, shape: DataShape):
         super().__init__()
         self.latent_dim, self.resolution, self.channels = args.latent_dim, shape.resolution, shape.channels
-        self.num_classes = 0
+        self.num_classes = shape.num_classes
+        self.condition = LabelToNoise(shape.num_classes, args.embed_dim)
         base, n = _plan(shape.resolution)
         widths = [min(args.g_width * 2 ** (n - 1 - i), args.max_width) for i in range(n)]
-        layers = [nn.ConvTranspose2d(args.latent_dim, widths[0], base, 1, 0, bias=False),
+        z_in = args.latent_dim + self.condition.extra
+        layers = [nn.ConvTranspose2d(z_in, widths[0], base, 1, 0, bias=False),
                   nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
         for c_in, c_out in zip(widths, widths[1:]):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
@@ -54,6 +59,7 @@ class Generator(nn.Module):
         init_dcgan(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.condition(z.flatten(1), labels)
         return self.net(z.view(z.shape[0], -1, 1, 1))
 
 
@@ -64,13 +70,21 @@ class Discriminator(nn.Module):
         widths = [min(args.d_width * 2 ** i, args.max_width) for i in range(n)]
         layers = [nn.Conv2d(shape.channels, widths[0], 4, 2, 1, bias=False), leaky()]
         for c_in, c_out in zip(widths, widths[1:]):
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), leaky()]
-        layers += [nn.Conv2d(widths[-1], 1, base, 1, 0, bias=False)]
-        self.net = nn.Sequential(*layers)
+            norm = [nn.BatchNorm2d(c_out)] if args.d_batchnorm else []
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not args.d_batchnorm), *norm, leaky()]
+        self.body = nn.Sequential(*layers)
+        self.final = nn.Conv2d(widths[-1], 1, base, 1, 0, bias=False)
+        self.num_classes = shape.num_classes
+        self.project = ProjectionHead(shape.num_classes, widths[-1])
         init_dcgan(self)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(x).flatten()
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None,
+                with_classes: bool = False):
+        """Logits (N,); with `with_classes`, also ACGAN class logits (N, classes)."""
+        h = self.body(x)
+        phi = h.sum((2, 3)) if self.num_classes else None
+        logits = self.project(self.final(h).flatten(), phi, labels)
+        return (logits, self.project.classify(phi)) if with_classes else logits
 
 
 def build(args: DCGANArgs, shape: DataShape) -> dict[str, nn.Module]:

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .conditioning import LabelToNoise, ProjectionHead
 from .layers import leaky
 from .registry import MODELS, Architecture, DataShape
 
@@ -16,6 +17,7 @@ class MLPArgs:
     latent_dim: int = 100
     hidden: int = 128      # units in the hidden layer of G and D
     layers: int = 1        # hidden layers in each network
+    embed_dim: int = 10    # conditional models: size of the class embedding joined to z
 
     def check(self):
         for key in ("latent_dim", "hidden", "layers"):
@@ -35,22 +37,30 @@ class Generator(nn.Module):
     def __init__(self, args: MLPArgs, shape: DataShape):
         super().__init__()
         self.latent_dim, self.resolution, self.channels = args.latent_dim, shape.resolution, shape.channels
-        self.num_classes = 0
-        self.net = nn.Sequential(*_stack(args.latent_dim, args.hidden, args.layers,
+        self.num_classes = shape.num_classes
+        self.condition = LabelToNoise(shape.num_classes, args.embed_dim)
+        self.net = nn.Sequential(*_stack(args.latent_dim + self.condition.extra, args.hidden, args.layers,
                                          shape.channels * shape.resolution ** 2), nn.Tanh())
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(z.flatten(1)).view(-1, self.channels, self.resolution, self.resolution)
+        z = self.condition(z.flatten(1), labels)
+        return self.net(z).view(-1, self.channels, self.resolution, self.resolution)
 
 
 class Discriminator(nn.Module):
     def __init__(self, args: MLPArgs, shape: DataShape):
         super().__init__()
-        self.net = nn.Sequential(*_stack(shape.channels * shape.resolution ** 2, args.hidden,
-                                         args.layers, 1))
+        stack = _stack(shape.channels * shape.resolution ** 2, args.hidden, args.layers, 1)
+        self.body, self.final = nn.Sequential(*stack[:-1]), stack[-1]
+        self.num_classes = shape.num_classes
+        self.project = ProjectionHead(shape.num_classes, args.hidden)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(x.flatten(1)).flatten()
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None,
+                with_classes: bool = False):
+        """Logits (N,); with `with_classes`, also ACGAN class logits (N, classes)."""
+        phi = self.body(x.flatten(1))
+        logits = self.project(self.final(phi).flatten(), phi, labels)
+        return (logits, self.project.classify(phi)) if with_classes else logits
 
 
 def build(args: MLPArgs, shape: DataShape) -> dict[str, nn.Module]:

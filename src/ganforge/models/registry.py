@@ -29,6 +29,7 @@ class Architecture:
     resolutions: tuple[int, ...] | None = None  # None: any resolution
     channels: tuple[int, ...] = (1, 3)
     objective: str = "gan"                      # the objective used unless one is named
+    labels: str = "optional"                    # "required" (classifiers), "optional" (model.conditional), "never"
     summary: str = ""
 
 
@@ -54,6 +55,19 @@ def build_models(config: ModelConfig, shape: DataShape) -> dict[str, nn.Module]:
     """
     check_shape(config, shape)
     return MODELS.get(config.name).build(model_args(config), shape)
+
+
+def data_shape(config: ModelConfig, resolution: int, channels: int, num_classes: int) -> DataShape:
+    """The shape the networks see: classes only where the model uses labels."""
+    arch = MODELS.get(config.name)
+    if config.conditional and arch.labels == "never":
+        raise ConfigError(f"model.conditional=true: model {config.name!r} has no conditional form")
+    uses_labels = arch.labels == "required" or config.conditional
+    if uses_labels and num_classes < 2:
+        raise ConfigError(f"model {config.name!r}{' (conditional)' if config.conditional else ''} "
+                          f"needs a labelled data set with at least 2 classes; this one has "
+                          f"{num_classes or 'no labels'}")
+    return DataShape(resolution, channels, num_classes if uses_labels else 0)
 
 
 def check_shape(config: ModelConfig, shape: DataShape) -> None:

@@ -66,5 +66,5 @@ class VAE(nn.Module):
 
 
 MODELS.register("vae")(Architecture(
-    VAEArgs, lambda args, shape: {"G": VAE(args, shape)}, RESOLUTIONS, objective="vae",
+    VAEArgs, lambda args, shape: {"G": VAE(args, shape)}, RESOLUTIONS, objective="vae", labels="never",
     summary="convolutional VAE: strided-conv encoder, transposed-conv decoder"))

@@ -47,6 +47,21 @@ class Objective:
         """The scalar to minimise in `phase`, and detached values to log."""
         raise NotImplementedError
 
+    def after_step(self, phase: str) -> None:
+        """Called after each optimiser step of `phase` (e.g. WGAN weight clipping)."""
+
+    def strengthen(self) -> str | None:
+        """Raise the defences against collapse (augmentation, regulariser weight); returns
+        what was done, or None when the objective has nothing to raise."""
+        return None
+
+    def state_dict(self) -> dict:
+        """JSON-able state that must survive a resume (e.g. the adaptive augmentation p)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
 
 def require_nets(objective: str, nets: dict[str, nn.Module], names: tuple[str, ...]) -> None:
     """Fail clearly when a model does not build the networks an objective trains."""

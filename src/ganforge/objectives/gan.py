@@ -1,24 +1,64 @@
-"""`gan`: the two-player objective: D learns real from fake, G learns to fool D."""
+"""`gan`: the two-player objective: D learns real from fake, G learns to fool D.
+
+Every known remedy is a key of this objective, chosen by name and combinable with any loss
+and any architecture: gradient penalty, R1 (optionally lazy, as its own phase), spectral
+norm on D, weight clipping (from the loss), one-sided label smoothing, ACGAN's auxiliary
+classifier, and differentiable augmentation with a fixed or adaptive probability.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Union
 
 import torch
+import torch.nn.functional as F
 
+from ..data.augment import AdaptiveAugment, augment, parse_policy
 from ..errors import ConfigError
-from ..losses import GAN_LOSSES
+from ..losses import GAN_LOSSES, ns_d_loss
+from ..losses.regularizers import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
 from .base import OBJECTIVES, Batch, Objective, ObjectiveEntry, Phase, require_nets
+
+DEFAULT_POLICY = "translation,color,cutout"
 
 
 @dataclass
 class GANArgs:
-    loss: str = "ns"        # adversarial loss by name (ns: non-saturating BCE on logits)
-    d_steps: int = 1        # discriminator updates per generator update
+    loss: str = "ns"                   # ns, lsgan, wgan, wgan-gp, hinge
+    d_steps: int = 1                   # discriminator updates per generator update
+    gp_weight: Union[float, None] = None  # gradient penalty weight (default: the loss's, 10 for wgan-gp)
+    r1_gamma: float = 0.0              # R1 penalty gamma/2 * |grad D(real)|^2 (0: off)
+    r1_every: int = 1                  # lazy R1: every k steps, scaled by k
+    spectral_norm: bool = False        # spectral norm on every layer of D
+    label_smoothing: float = 0.0       # one-sided: D's real target becomes 1 - this (ns loss)
+    acgan_weight: float = 0.0          # conditional models: auxiliary-classifier loss weight (ACGAN)
+    augment: str = ""                  # DiffAugment policy, e.g. translation,color,cutout
+    augment_p: Union[float, None] = None  # probability per op and image (default 1; with ada 0)
+    ada: bool = False                  # adapt augment_p to keep E[sign D(real)] near ada_target
+    ada_target: float = 0.6
+    ada_speed: int = 500_000           # images for p to move from 0 to 1
 
     def check(self):
-        GAN_LOSSES.get(self.loss)
-        if self.d_steps < 1:
-            raise ConfigError(f"objective.d_steps={self.d_steps}: must be at least 1")
+        loss = GAN_LOSSES.get(self.loss)
+        for key in ("d_steps", "r1_every", "ada_speed"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"objective.{key}={getattr(self, key)}: must be at least 1")
+        for key in ("gp_weight", "r1_gamma", "acgan_weight"):
+            value = getattr(self, key)
+            if value is not None and value < 0:
+                raise ConfigError(f"objective.{key}={value}: must be >= 0")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"objective.label_smoothing={self.label_smoothing}: must be in [0, 1)")
+        if self.label_smoothing and self.loss != "ns":
+            raise ConfigError(f"objective.label_smoothing applies to the ns loss, not {self.loss!r}")
+        if self.augment_p is not None and not 0 <= self.augment_p <= 1:
+            raise ConfigError(f"objective.augment_p={self.augment_p}: must be in [0, 1]")
+        if not 0 < self.ada_target < 1:
+            raise ConfigError(f"objective.ada_target={self.ada_target}: must be in (0, 1)")
+        if self.augment:
+            parse_policy(self.augment)
+        if loss.clip and (self.gp_weight or self.r1_gamma):
+            raise ConfigError(f"loss {self.loss!r} clips D's weights; combine penalties with wgan-gp instead")
 
 
 class GANObjective(Objective):
@@ -27,29 +67,125 @@ class GANObjective(Objective):
         super().__init__(args, nets)
         self.adv = GAN_LOSSES.get(args.loss)
         self.G, self.D = nets["G"], nets["D"]
+        self.classes = getattr(self.G, "num_classes", 0)
+        if args.acgan_weight and not self.classes:
+            raise ConfigError("objective.acgan_weight needs a conditional model (model.conditional=true)")
+        if args.spectral_norm:
+            add_spectral_norm(self.D)
+        self.gp_weight = self.adv.gradient_penalty if args.gp_weight is None else args.gp_weight
+        self.reg_scale = 1.0           # raised by the health controller against collapse
+        self.policy = parse_policy(args.augment or (DEFAULT_POLICY if args.ada else ""))
+        self.p = args.augment_p if args.augment_p is not None else (0.0 if args.ada else 1.0)
+        self.ada = AdaptiveAugment(args.ada_target, args.ada_speed, p=self.p) if args.ada else None
         # The fakes of the last D run are reused by the G run (as in the textbook loop), so
         # D runs record G's graph; G's run does not need D's parameter gradients.
-        self.phases = [Phase("D", "D", repeat=args.d_steps, graph_of=("G",)),
-                       Phase("G", "G", fresh_batch=False)]
+        self.phases = [Phase("D", "D", repeat=args.d_steps, graph_of=("G",))]
+        if args.r1_gamma:
+            self.phases.append(Phase("D_reg", "D", every=args.r1_every))
+        self.phases.append(Phase("G", "G", fresh_batch=False))
         self._fake: torch.Tensor | None = None
+        self._fake_labels: torch.Tensor | None = None
+        self._batch_size = 0
 
+    # Helpers.
     def noise(self, n: int, device) -> torch.Tensor:
         return torch.randn(n, self.G.latent_dim, device=device)
 
+    def _augment(self, images: torch.Tensor) -> torch.Tensor:
+        p = self.ada.p if self.ada is not None else self.p
+        return augment(images, self.policy, p) if self.policy and p > 0 else images
+
+    def _D(self, images: torch.Tensor, labels: torch.Tensor | None):
+        """D's logits on augmented images, and ACGAN class logits when that is on."""
+        images = self._augment(images)
+        if self.args.acgan_weight:
+            return self.D(images, None, with_classes=True)
+        return self.D(images, labels), None
+
+    def _fakes(self, n: int, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+        labels = torch.randint(0, self.classes, (n,), device=device) if self.classes else None
+        return self.G(self.noise(n, device), labels), labels
+
+    # The phases.
     def loss(self, phase: str, batch: Batch):
         if phase == "D":
-            z = self.noise(batch.images.shape[0], batch.images.device)
-            self._fake = self.G(z, batch.labels)
-            real_logits = self.D(batch.images, batch.labels)
-            fake_logits = self.D(self._fake.detach(), batch.labels)
-            loss = self.adv.d_loss(real_logits, fake_logits)
-            return loss, {"loss_D": loss.detach(), "D_real": real_logits.detach().mean(),
-                          "D_fake": fake_logits.detach().mean()}
-        fake, self._fake = self._fake, None
+            return self._d_loss(batch)
+        if phase == "D_reg":
+            labels = batch.labels if self.classes and not self.args.acgan_weight else None
+            penalty = r1_penalty(self.D, batch.images, labels)
+            loss = penalty * (self.args.r1_gamma * self.reg_scale / 2 * self.args.r1_every)
+            return loss, {"r1": penalty.detach()}
+        fake, labels = self._fake, self._fake_labels
+        self._fake = None
         if fake is None:
-            fake = self.G(self.noise(batch.images.shape[0], batch.images.device), batch.labels)
-        loss = self.adv.g_loss(self.D(fake, batch.labels))
+            fake, labels = self._fakes(batch.images.shape[0], batch.images.device)
+        logits, classes = self._D(fake, labels)
+        loss = self.adv.g_loss(logits)
+        if classes is not None:
+            loss = loss + self.args.acgan_weight * F.cross_entropy(classes.float(), labels)
         return loss, {"loss_G": loss.detach()}
+
+    def _d_loss(self, batch: Batch):
+        real_labels = batch.labels if self.classes else None
+        self._batch_size = batch.images.shape[0]
+        self._fake, self._fake_labels = self._fakes(self._batch_size, batch.images.device)
+        real, real_classes = self._D(batch.images, real_labels)
+        fake, fake_classes = self._D(self._fake.detach(), self._fake_labels)
+        if self.args.label_smoothing:
+            loss = ns_d_loss(real, fake, real_target=1.0 - self.args.label_smoothing)
+        else:
+            loss = self.adv.d_loss(real, fake)
+        values = {}
+        if self.gp_weight:
+            labels = None if self.args.acgan_weight else real_labels
+            penalty = gradient_penalty(self.D, batch.images, self._fake, labels)
+            loss = loss + self.gp_weight * self.reg_scale * penalty
+            values["gp"] = penalty.detach()
+        if real_classes is not None:
+            loss = loss + self.args.acgan_weight * (F.cross_entropy(real_classes.float(), batch.labels)
+                                                    + F.cross_entropy(fake_classes.float(), self._fake_labels))
+        if self.ada is not None:
+            self.ada.observe(real)
+        real, fake = real.detach(), fake.detach()
+        accuracy = ((real > 0).float().mean() + (fake < 0).float().mean()) / 2
+        values.update({"loss_D": loss.detach(), "D_real": real.mean(), "D_fake": fake.mean(),
+                       "D_accuracy": accuracy})
+        if self.policy:
+            values["augment_p"] = torch.tensor(self.ada.p if self.ada is not None else self.p)
+        return loss, values
+
+    def after_step(self, phase: str) -> None:
+        if phase == "D" and self.adv.clip:
+            clip_weights_(self.D, self.adv.clip)
+        if phase == "G" and self.ada is not None:
+            self.ada.update(self._batch_size)
+
+    # State the health controller and resume care about.
+    def strengthen(self) -> str | None:
+        if self.ada is not None or self.policy:
+            if self.ada is not None:
+                state = self.ada.state_dict()
+                state["p"] = min(1.0, state["p"] + 0.2)
+                self.ada.load_state_dict(state)
+                return f"adaptive augmentation p raised to {state['p']:.2f}"
+            self.p = min(1.0, self.p + 0.2)
+            return f"augmentation p raised to {self.p:.2f}"
+        if self.gp_weight or self.args.r1_gamma:
+            self.reg_scale *= 2
+            return f"regulariser weight x{self.reg_scale:g}"
+        self.policy, self.p = parse_policy(DEFAULT_POLICY), 0.2
+        return f"augmentation ({DEFAULT_POLICY}) switched on at p=0.2"
+
+    def state_dict(self) -> dict:
+        return {"p": self.p, "policy": self.policy, "reg_scale": self.reg_scale,
+                "ada": None if self.ada is None else self.ada.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if not state:
+            return
+        self.p, self.policy, self.reg_scale = state["p"], state["policy"], state["reg_scale"]
+        if self.ada is not None and state.get("ada"):
+            self.ada.load_state_dict(state["ada"])
 
 
 OBJECTIVES.register("gan")(ObjectiveEntry(GANArgs, GANObjective))

@@ -22,11 +22,12 @@ from ..data import load_dataset
 from ..data.imageset import to_uint8
 from ..errors import CheckpointError, ConfigError
 from ..imageio import grid, save_png, to_hwc
-from ..models import DataShape, build_models
+from ..models import build_models, data_shape
 from ..objectives import build_objective
 from .batches import EpochSampler
 from .device import autocast, pick_device, pick_dtype, use_channels_last
 from .ema import EMA
+from .health import HealthMonitor
 from .logger import Logger
 
 # Share of free accelerator memory a data set may take to be kept on the device.
@@ -61,7 +62,7 @@ class Trainer:
 
         # Load data and build networks before the run directory is touched: bad input fails here.
         data = load_dataset(config.data, "train")
-        self.shape = DataShape(data.resolution, data.channels, data.num_classes)
+        self.shape = data_shape(config.model, data.resolution, data.channels, data.num_classes)
         self.class_names = data.class_names
         self.data = self._place(data)
         self.nets = build_models(config.model, self.shape)
@@ -71,23 +72,28 @@ class Trainer:
                 net.to(memory_format=torch.channels_last)
         self.objective = build_objective(config.objective, self.nets)
         stepped = dict.fromkeys(phase.net for phase in self.objective.phases)
-        self.optimizers = {name: torch.optim.Adam(self.nets[name].parameters(), lr=train.lr,
-                                                  betas=(train.beta1, train.beta2))
-                           for name in stepped}
+        self.base_lr = {name: _per_net(train, "lr", name) or train.lr for name in stepped}
+        self.optimizers = {
+            name: torch.optim.Adam(self.nets[name].parameters(), lr=self.base_lr[name],
+                                   betas=tuple(_per_net(train, "betas", name) or (train.beta1, train.beta2)))
+            for name in stepped}
+        self.health, self.lr_scale, self.rollbacks = HealthMonitor(config.health), 1.0, 0
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.sampler = EpochSampler(self.data, train.batch_size, train.seed, self.channels_last)
         self.ema, self.fixed_z, self.fixed_labels = None, None, None
         if self.objective.sample_net is not None:
             sample_net = self.nets[self.objective.sample_net]
             self.ema = EMA(sample_net, train.ema_decay) if train.ema_decay > 0 else None
-            noise = torch.Generator().manual_seed(train.seed + 1)
-            self.fixed_z = torch.randn(config.log.grid_size, sample_net.latent_dim, generator=noise)
             self.fixed_labels = self._grid_labels(config.log.grid_size)
+            n = config.log.grid_size if self.fixed_labels is None else len(self.fixed_labels)
+            noise = torch.Generator().manual_seed(train.seed + 1)
+            self.fixed_z = torch.randn(n, sample_net.latent_dim, generator=noise)
         self.step, self.elapsed = 0, 0.0
         if resume:
             self._restore()
         else:
             self._claim_run_dir()
+            self.save_checkpoint()  # step 0: a run is resumable, and can roll back, from the start
 
     # Set-up helpers.
     def _place(self, data):
@@ -102,9 +108,11 @@ class Trainer:
         return data
 
     def _grid_labels(self, n: int) -> torch.Tensor | None:
-        if getattr(self.nets[self.objective.sample_net], "num_classes", 0) == 0:
+        """One row per class for conditional models: class c fills row c."""
+        classes = getattr(self.nets[self.objective.sample_net], "num_classes", 0)
+        if classes == 0:
             return None
-        return torch.arange(n) % self.shape.num_classes
+        return torch.arange(classes).repeat_interleave(max(1, n // classes))
 
     def _claim_run_dir(self) -> None:
         existing = rundir.checkpoint_path(self.run_dir, "last")
@@ -141,11 +149,19 @@ class Trainer:
                 stopping = reason != "steps done"
                 if self.step % log.every == 0 or self.step == train.steps or stopping:
                     now = time.perf_counter()
-                    logger.log(self._record(sums, self.step - last_log_step, now - last_log_time))
+                    record = self._record(sums, self.step - last_log_step, now - last_log_time)
+                    logger.log(record)
+                    action = self.health.check_log(record, self.weights_finite(), last_log_step)
                     sums, last_log_time, last_log_step = {}, now, self.step
+                    if action is not None:
+                        reason = self._recover(action, logger) or reason
+                        if reason != "steps done":
+                            break
+                        last_log_step = self.step
+                        continue
                 if self.step % log.sample_every == 0:
                     self.save_grid()
-                if self.step % log.checkpoint_every == 0:
+                if self.step % log.checkpoint_every == 0 and self.weights_finite():
                     self.save_checkpoint()
                 if self.evaluator is not None and self.step % log.eval_every == 0:
                     self._evaluate(logger)
@@ -153,8 +169,9 @@ class Trainer:
                     break
         finally:
             stop.restore()
-        self.save_checkpoint()
-        self.save_grid(final=True)
+        if self.weights_finite():
+            self.save_checkpoint()
+            self.save_grid(final=True)
         logger.event(f"stopped at step {self.step} ({reason}); run directory: {self.run_dir}")
         logger.close()
         return Run(self.run_dir, self.step, self.elapsed, reason)
@@ -172,14 +189,15 @@ class Trainer:
         return sum(p.repeat for p in self.objective.phases if p.fresh_batch)
 
     def _set_learning_rates(self) -> None:
-        """The learning rate is a function of the step alone, so resuming needs no state."""
+        """The learning rate is a function of the step (and of the health controller's scale,
+        which checkpoints keep), so resuming needs no scheduler state."""
         train = self.config.train
         progress = min(self.step / max(train.steps, 1), 1.0)
         factor = {"constant": 1.0, "linear": 1.0 - progress,
                   "cosine": 0.5 * (1.0 + math.cos(math.pi * progress))}[train.lr_schedule]
-        for optimizer in self.optimizers.values():
+        for name, optimizer in self.optimizers.items():
             for group in optimizer.param_groups:
-                group["lr"] = train.lr * factor
+                group["lr"] = self.base_lr[name] * factor * self.lr_scale
 
     def _train_step(self, sums: dict) -> None:
         self._set_learning_rates()
@@ -197,13 +215,45 @@ class Trainer:
                     loss, values = self.objective.loss(phase.name, batch)
                 optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
+                if self.config.health.enabled:
+                    self.scaler.unscale_(optimizer)
+                    params = [p for group in optimizer.param_groups for p in group["params"]]
+                    grads = [p.grad for p in params if p.grad is not None]
+                    values[f"grad_norm_{phase.net}"] = torch.linalg.vector_norm(
+                        torch.stack(torch._foreach_norm(grads))) if grads else loss.new_zeros(())
                 self.scaler.step(optimizer)
                 self.scaler.update()
+                self.objective.after_step(phase.name)
                 for key, value in values.items():
                     value = value.float() / phase.repeat
                     sums[key] = sums[key] + value if key in sums else value
         if self.ema is not None:
             self.ema.update(self.nets[self.objective.sample_net], self.step)
+
+    def weights_finite(self) -> bool:
+        """One host sync: are all network weights finite?"""
+        flags = [torch.isfinite(p).all() for net in self.nets.values() for p in net.parameters()]
+        return bool(torch.stack(flags).all()) if flags else True
+
+    def _recover(self, action, logger) -> str | None:
+        """Roll back to the last good checkpoint and act on `action`; returns a stop reason
+        when the rollbacks allowed are used up."""
+        if self.rollbacks >= self.config.health.max_rollbacks:
+            logger.log({"step": self.step, "health": action.kind, "reason": action.reason,
+                        "action": "stopped: health.max_rollbacks reached"})
+            return f"unhealthy ({action.reason}); {self.rollbacks} rollbacks did not help"
+        failed_at, scale, rollbacks = self.step, self.lr_scale, self.rollbacks + 1
+        self._load_state(rundir.checkpoint_path(self.run_dir, "last"))
+        self.lr_scale, self.rollbacks = scale, rollbacks
+        self.health.reset()
+        done = None if action.kind == "divergence" else self.objective.strengthen()
+        if done is None:
+            self.lr_scale *= self.config.health.lr_factor
+            done = f"learning rates x{self.lr_scale:g} of the configured ones"
+        message = f"rolled back from step {failed_at} to step {self.step}; {done}"
+        logger.log({"step": self.step, "health": action.kind, "reason": action.reason, "action": message})
+        logger.event(f"health: {action.kind} ({action.reason}): {message}")
+        return None
 
     def _evaluate(self, logger) -> None:
         """Score the sampling network; a new lowest FID also becomes the `best` checkpoint."""
@@ -211,6 +261,10 @@ class Trainer:
         record = {"step": self.step, **{f"eval_{k}": round(v, 6) for k, v in scores.items()
                                         if isinstance(v, float)}}
         logger.log(record)
+        action = self.health.check_eval(scores)
+        if action is not None:
+            self._recover(action, logger)
+            return
         if scores["fid"] < self.best_fid:
             self.best_fid = scores["fid"]
             self.save_checkpoint(("best",))
@@ -230,7 +284,7 @@ class Trainer:
         labels = None if self.fixed_labels is None else self.fixed_labels.to(self.device)
         images = to_uint8(net(self.fixed_z.to(self.device), labels))
         net.train(was_training)
-        nrow = self.shape.num_classes if labels is not None else None
+        nrow = len(labels) // self.shape.num_classes if labels is not None else None
         picture = grid(to_hwc(images), nrow=nrow)
         folder = self.run_dir / rundir.SAMPLES
         save_png(picture, folder / f"step-{self.step:06d}.png")
@@ -259,6 +313,8 @@ class Trainer:
             "optimizers": optim, "sampler": sampler_meta, "cuda_rng_states": len(cuda_states),
             "scaler": checkpoint.flatten("scaler", self.scaler.state_dict(), tensors),
             "best_fid": None if math.isinf(self.best_fid) else self.best_fid,
+            "objective": self.objective.state_dict(), "lr_scale": self.lr_scale,
+            "rollbacks": self.rollbacks,
         }
         keep = self.config.log.keep_every
         if "last" in names and keep and self.step % keep == 0:
@@ -267,9 +323,9 @@ class Trainer:
             checkpoint.save(rundir.checkpoint_path(self.run_dir, name), tensors, meta)
 
     def _restore(self) -> None:
+        """--resume: check the run is compatible, then load its last checkpoint."""
         path = rundir.find_checkpoint(self.run_dir, "last")
-        tensors, meta = checkpoint.load(path)
-        saved, now = meta["config"], self.config.to_dict()
+        saved, now = checkpoint.read_meta(path)["config"], self.config.to_dict()
         fixed = [f"data.{k}" for k in ("name", "resolution", "channels")] + [f"model.{k}" for k in now["model"]]
         for key in fixed:
             section, name = key.split(".")
@@ -277,6 +333,12 @@ class Trainer:
                 raise ConfigError(f"--resume: {key} was {saved[section].get(name)!r} in this run, "
                                   f"now {now[section].get(name)!r}; a run continues with the data "
                                   f"and networks it started with")
+        self._load_state(path)
+        self._write_config()
+
+    def _load_state(self, path: Path) -> None:
+        """Everything the loop holds, from one checkpoint (resume and health rollbacks)."""
+        tensors, meta = checkpoint.load(path)
         for name, net in self.nets.items():
             net.load_state_dict(_strip(tensors, f"nets.{name}."))
         if self.ema is not None and meta.get("has_ema"):
@@ -290,7 +352,13 @@ class Trainer:
             torch.cuda.set_rng_state_all([tensors[f"rng.cuda.{i}"] for i in range(meta["cuda_rng_states"])])
         self.step, self.elapsed = meta["step"], meta["elapsed_s"]
         self.best_fid = meta.get("best_fid") or math.inf
-        self._write_config()
+        self.objective.load_state_dict(meta.get("objective", {}))
+        self.lr_scale, self.rollbacks = meta.get("lr_scale", 1.0), meta.get("rollbacks", 0)
+
+
+def _per_net(train, key: str, net: str):
+    """train.lr_d / train.betas_g ... for the networks G and D; None elsewhere."""
+    return getattr(train, f"{key}_{net.lower()}", None) if net in ("G", "D") else None
 
 
 def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -1,0 +1,42 @@
+"""Class conditioning shared by the architectures: a label embedding joined to the noise
+(Mirza & Osindero 2014) for generators, and a projection head (Miyato & Koyama 2018) with
+an optional auxiliary classifier (ACGAN, Odena et al. 2017) for discriminators."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LabelToNoise(nn.Module):
+    """Concatenates a learned class embedding to z; identity for unconditional models."""
+
+    def __init__(self, num_classes: int, dim: int):
+        super().__init__()
+        self.embed = nn.Embedding(num_classes, dim) if num_classes else None
+        self.extra = dim if num_classes else 0
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if self.embed is None:
+            return z
+        if labels is None:
+            raise ValueError("this generator is class-conditional: pass labels")
+        return torch.cat([z, self.embed(labels)], dim=1)
+
+
+class ProjectionHead(nn.Module):
+    """Adds <embed(y), phi(x)> to the unconditional logit; `classify(phi)` gives ACGAN's
+    auxiliary class logits. Without labels (ACGAN mode) the logit is left as it is."""
+
+    def __init__(self, num_classes: int, features: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.embed = nn.Embedding(num_classes, features) if num_classes else None
+        self.aux = nn.Linear(features, num_classes) if num_classes else None
+
+    def forward(self, logits: torch.Tensor, phi: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if self.embed is None or labels is None:
+            return logits
+        return logits + (self.embed(labels) * phi).sum(1)
+
+    def classify(self, phi: torch.Tensor) -> torch.Tensor:
+        return self.aux(phi)

@@ -1,0 +1,71 @@
+"""The health controller: training watches itself and acts.
+
+It reads what the loop already computes at each log step (losses, gradient norms, whether
+the weights are finite, D's accuracy on real and fake images) and the periodic evaluation
+(class coverage, sample diversity). On divergence it asks the loop to roll back to the last
+good checkpoint and lower the learning rates; on mode collapse, or when D wins outright for
+many log steps in a row, to roll back and strengthen the objective's defences (augmentation
+or regulariser weight). Every decision comes with its reason, for metrics.jsonl.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..config import HealthConfig
+
+
+@dataclass
+class Action:
+    kind: str        # "divergence" or "collapse"
+    reason: str
+
+
+class HealthMonitor:
+    def __init__(self, config: HealthConfig):
+        self.config = config
+        self.d_win_since: int | None = None  # step since which every log line had D winning outright
+
+    def check_log(self, record: dict, weights_finite: bool, since_step: int) -> Action | None:
+        """Look at one metrics.jsonl record (losses, grad norms, D accuracy) covering the
+        steps after `since_step`."""
+        cfg = self.config
+        if not cfg.enabled:
+            return None
+        if not weights_finite:
+            return Action("divergence", "non-finite values in the network weights")
+        for key, value in record.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                return Action("divergence", f"{key} is {value}")
+            if key.startswith("grad_norm") and value > cfg.max_grad_norm:
+                return Action("divergence", f"{key}={value:.4g} above health.max_grad_norm={cfg.max_grad_norm:g}")
+        accuracy = record.get("D_accuracy")
+        if accuracy is not None:
+            if accuracy < cfg.d_win_accuracy:
+                self.d_win_since = None
+            elif self.d_win_since is None:
+                self.d_win_since = since_step
+            if self.d_win_since is not None and record["step"] - self.d_win_since >= cfg.d_win_steps:
+                self.d_win_since = None
+                return Action("collapse", f"D_accuracy >= {cfg.d_win_accuracy:g} at every log "
+                                          f"line for {cfg.d_win_steps} steps (D wins outright)")
+        return None
+
+    def reset(self) -> None:
+        """After a rollback, streaks start again."""
+        self.d_win_since = None
+
+    def check_eval(self, scores: dict) -> Action | None:
+        """Look at one periodic evaluation (class coverage and diversity of the samples)."""
+        cfg = self.config
+        if not cfg.enabled:
+            return None
+        present = scores.get("classes_present")
+        if present is not None and present < cfg.min_classes_present:
+            return Action("collapse", f"classes_present={present:.3g} below "
+                                      f"health.min_classes_present={cfg.min_classes_present:g}")
+        diversity = scores.get("diversity_ratio")
+        if diversity is not None and diversity < cfg.min_diversity:
+            return Action("collapse", f"diversity_ratio={diversity:.3g} below "
+                                      f"health.min_diversity={cfg.min_diversity:g}")
+        return None
