@@ -18,7 +18,10 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("--npz", default=None, metavar="FILE",
                         help="also write arrays x (N x H x W or N x H x W x 3, uint8) and y")
     parser.add_argument("--labels", default=None,
-                        help="comma-separated class per image for conditional models, e.g. 0,1,2")
+                        help="comma-separated class per image for conditional models, e.g. 0,1,2 "
+                             "(repeated to n) [default: cycle through the classes]")
+    parser.add_argument("--class", dest="class_", type=int, default=None, metavar="C",
+                        help="conditional models: every image of class C (same as --labels C)")
     parser.add_argument("--checkpoint", default="last",
                         help="last, best, step-NNNNNN or a .safetensors path [default: last]")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... [default: cpu]")
@@ -35,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size {args.batch_size}: must be at least 1")
     labels = None
+    if args.class_ is not None:
+        if args.labels is not None:
+            raise ConfigError("give --class or --labels, not both")
+        args.labels = str(args.class_)
     if args.labels is not None:
         try:
             labels = [int(x) for x in args.labels.split(",") if x.strip()]
@@ -42,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--labels {args.labels!r}: expected comma-separated integers") from None
         labels = (labels * args.n)[:args.n] if labels else None
     model = load(args.run, args.checkpoint, args.device)
+    if labels is None and model.num_classes:
+        labels = [i % model.num_classes for i in range(args.n)]  # recorded as y in --npz
     images = model.sample(args.n, seed=args.seed, labels=labels, batch_size=args.batch_size)
     out = args.out or str(Path(args.run) / "samples" / f"sample-seed{args.seed}.png")
     if out.endswith(("/", "\\")) or Path(out).is_dir():

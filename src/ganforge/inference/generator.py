@@ -53,7 +53,8 @@ class TrainedGenerator:
         Args:
             n: number of images.
             seed: seed of the latent noise.
-            labels: class per image (conditional models only); length n.
+            labels: class per image (conditional models only); length n. Conditional
+                models cycle through the classes when it is not given.
             batch_size: images per forward pass.
 
         Example:
@@ -77,7 +78,8 @@ class TrainedGenerator:
 
     def _labels(self, labels, n: int) -> torch.Tensor | None:
         if labels is None:
-            return None
+            # Conditional models without labels: cycle through the classes.
+            return torch.arange(n) % self.num_classes if self.num_classes else None
         if self.num_classes == 0:
             raise ConfigError("labels were given but this model is not class-conditional")
         tensor = torch.as_tensor(list(labels), dtype=torch.long)
