@@ -186,9 +186,6 @@ def test_cli_prints_a_table_and_notes_another_sample_size(gan_run, classifier, t
     assert "note" not in json.loads((run / "eval.json").read_text())["setup"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG evaluate.py Evaluator.__init__ / cli/evaluate.py run(): -n 2 or 3 passes the "
-                                       "'at least 2' check but precision_recall needs k+1=4 samples, so "
-                                       "the CLI dies with a ValueError traceback instead of exit 2")
 @pytest.mark.parametrize("n", [2, 3])
 def test_cli_too_few_samples_is_a_clear_error(gan_run, classifier, tmp_path, capsys, n):
     run = copy_run(gan_run, tmp_path)
@@ -278,11 +275,6 @@ def test_eval_every_logs_scores_and_keeps_the_best(tmp_path, use_module_classifi
     assert meta(run)["step"] == 25 and meta(run)["best_fid"] == best["best_fid"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG training/trainer.py Trainer.run: at a step where checkpoint_every "
-                                       "and eval_every coincide, `last` is saved before the evaluation, so "
-                                       "its header lacks that step's best_fid; a run that dies before the "
-                                       "next checkpoint resumes with best_fid=inf and a worse FID replaces "
-                                       "`best`")
 def test_best_survives_a_crash_right_after_an_evaluation(tmp_path, use_module_classifier, monkeypatch):
     real_step = trainer_module.Trainer._train_step
 
@@ -320,9 +312,6 @@ def test_evaluating_during_training_does_not_change_the_training(tmp_path, use_m
         assert torch.equal(a[key], b[key]), key
 
 
-@pytest.mark.xfail(strict=True, reason="BUG api.py train() / trainer.py Trainer.sampling_net: `classify train "
-                                       "--eval-every N` builds an evaluator for a classifier run, whose "
-                                       "objective has no sample_net, and dies with KeyError: None")
 def test_classify_train_with_eval_every_is_not_a_crash(tmp_path, use_module_classifier, capsys):
     code = main(["classify", "train", "--steps", "10", "--eval-every", "5", "--resolution", "16",
                  "--quiet", "--set", "model.width=8", "--set", "log.tensorboard=no",
@@ -361,11 +350,6 @@ def test_feature_classifier_is_trained_once_cached_and_keyed_by_resolution(gan_r
     assert last.stat().st_mtime_ns == first_mtime
 
 
-@pytest.mark.xfail(strict=True, reason="BUG evaluate.py feature_classifier: it takes any `last` "
-                                       "checkpoint as a finished classifier and resumes only when there is "
-                                       "none; a cache run killed mid-training is then used untrained (step "
-                                       "0 checkpoint) or, without one, fails every evaluation with "
-                                       "CheckpointError")
 def test_a_killed_feature_classifier_training_is_recovered(cache, monkeypatch):
     monkeypatch.setattr(ganforge.cli.classify, "DEFAULTS", dict(TINY_CLASSIFIER_DEFAULTS))
     real_step = trainer_module.Trainer._train_step
@@ -384,9 +368,6 @@ def test_a_killed_feature_classifier_training_is_recovered(cache, monkeypatch):
         TINY_CLASSIFIER_DEFAULTS["train.steps"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG evaluate.py feature_classifier: a cached classifier whose training was "
-                                       "stopped early (Ctrl-C saves `last`) counts as done: it is used "
-                                       "half-trained forever instead of being continued")
 def test_a_stopped_feature_classifier_training_is_continued(cache, monkeypatch):
     monkeypatch.setattr(ganforge.cli.classify, "DEFAULTS", dict(TINY_CLASSIFIER_DEFAULTS))
 

@@ -393,10 +393,6 @@ def test_classifier_run_is_not_a_generator(classifier, capsys):
     error_line(capsys, "reconstruct")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG inference/generator.py rebuild()/load(): a classifier run has "
-                                       "sample_net None, so rebuild() asks for network 'G' and fails with "
-                                       "\"has no network 'G'\" before load() can say \"use ganforge "
-                                       "classify eval\" (that message is unreachable)")
 def test_loading_a_classifier_as_a_generator_points_to_classify_eval(classifier):
     with pytest.raises(ConfigError, match="classify eval"):
         ganforge.load(classifier)

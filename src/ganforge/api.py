@@ -16,7 +16,7 @@ from . import config as cfg
 from . import rundir
 from .config import Config
 from .data.sources import SOURCES, parse_name
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 from .models import MODELS, DataShape, check_shape, model_args
 from .objectives import OBJECTIVES, objective_args
 
@@ -107,6 +107,9 @@ def train(config: Config | dict | str | Path | None = None, *, resume: str | Pat
 
     resolved = make_config(config, resume=resume, overrides=overrides)
     evaluator = None
+    if resolved.log.eval_every and OBJECTIVES.get(resolved.objective.name).build.sample_net is None:
+        raise ConfigError(f"log.eval_every: objective {resolved.objective.name!r} makes no images "
+                          f"to evaluate (use ganforge classify eval for classifiers)")
     if resolved.log.eval_every:
         from .evaluate import Evaluator, build_extractor
         extractor = build_extractor(resolved.data, quiet=not resolved.log.progress)

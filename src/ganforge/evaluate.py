@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from . import metrics, rundir
+from . import checkpoint, metrics, rundir
 from .config import DataConfig
 from .data import ImageSet, load_dataset
 from .data.sources import parse_name
@@ -26,6 +26,7 @@ from .inference import generate, load, load_classifier
 MAX_REAL = 20_000          # real reference images at most (a fixed random subset beyond that)
 MAX_SAMPLES = 10_000       # generated images by default at most
 HELDOUT_SHARE = 0.2        # held out from sets without a test split
+MIN_SAMPLES = 6            # k-NN precision/recall and density need more than k=5 neighbours
 # Metrics where a larger value is better; for the rest smaller is better.
 HIGHER_IS_BETTER = {"is", "precision", "recall", "density", "coverage", "classes_present",
                     "class_entropy", "cas", "diversity_ratio"}
@@ -61,19 +62,25 @@ def feature_classifier(data: DataConfig, quiet: bool = False) -> Path:
     key = json.dumps([source, where, data.resolution, data.channels])
     slug = f"{kind}-{data.resolution}px-{data.channels}ch-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
     run_dir = cache_dir() / "classifiers" / slug
-    if rundir.checkpoint_path(run_dir, "last").is_file():
-        return run_dir
+    last = rundir.checkpoint_path(run_dir, "last")
+    if last.is_file():
+        meta = checkpoint.read_meta(last)
+        if meta["step"] >= meta["config"]["train"]["steps"]:
+            return run_dir
     from .api import train
     from .cli.classify import DEFAULTS
 
     if not quiet:
         print(f"training a feature classifier for {data.name} (once; cached in {run_dir})", flush=True)
-    overrides = {**DEFAULTS, "data.name": data.name, "data.data_dir": data.data_dir,
-                 "data.resolution": data.resolution, "data.channels": data.channels,
-                 "out": str(run_dir), "log.progress": False}
-    if run_dir.exists():  # an interrupted earlier attempt: continue it
+    if last.is_file():  # an interrupted earlier attempt: finish it
         train(resume=run_dir, overrides={"log.progress": False})
     else:
+        overrides = {**DEFAULTS, "data.name": data.name, "data.data_dir": data.data_dir,
+                     "data.resolution": data.resolution, "data.channels": data.channels,
+                     "out": str(run_dir), "log.progress": False}
+        if run_dir.exists():  # a directory without a checkpoint: start it again
+            import shutil
+            shutil.rmtree(run_dir)
         train(overrides=overrides)
     return run_dir
 
@@ -129,8 +136,8 @@ class Evaluator:
         reference = _subset(reference, MAX_REAL)
         self.extractor, self.seed = extractor, seed
         self.n = n or min(len(heldout), MAX_SAMPLES)
-        if self.n < 2:
-            raise ConfigError(f"evaluation needs at least 2 samples, got n={self.n}")
+        if self.n < MIN_SAMPLES:
+            raise ConfigError(f"evaluation needs at least {MIN_SAMPLES} samples, got n={self.n}")
         self.real_feats, self.real_probs = extractor.features_and_probs(reference.images)
         self.real_labels = reference.labels
         held_feats, held_probs = extractor.features_and_probs(heldout.images)

@@ -25,10 +25,10 @@ def add_parser(commands, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..evaluate import evaluate_run, format_table
+    from ..evaluate import MIN_SAMPLES, evaluate_run, format_table
 
-    if args.n is not None and args.n < 2:
-        raise ConfigError(f"-n {args.n}: must be at least 2")
+    if args.n is not None and args.n < MIN_SAMPLES:
+        raise ConfigError(f"-n {args.n}: must be at least {MIN_SAMPLES}")
     report = evaluate_run(args.run, args.n, args.seed, args.checkpoint, args.classifier,
                           args.inception_weights, args.device)
     print(format_table(report))

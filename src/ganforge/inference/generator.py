@@ -122,6 +122,10 @@ def load(run_dir: str | Path, checkpoint_name: str = "last", device: str = "cpu"
         >>> model.sample(64, seed=0).shape
         (64, 32, 32, 1)
     """
+    meta = checkpoint.read_meta(find_checkpoint(run_dir, checkpoint_name))
+    if meta.get("sample_net") is None:
+        raise ConfigError(f"run {str(run_dir)!r} is not a generative model (its model is "
+                          f"{meta['config']['model']['name']!r}); use ganforge classify eval")
     net, meta = rebuild(run_dir, checkpoint_name)
     if not hasattr(net, "latent_dim"):
         raise ConfigError(f"run {str(run_dir)!r} is not a generative model (its model is "

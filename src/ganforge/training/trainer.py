@@ -161,10 +161,10 @@ class Trainer:
                         continue
                 if self.step % log.sample_every == 0:
                     self.save_grid()
-                if self.step % log.checkpoint_every == 0 and self.weights_finite():
-                    self.save_checkpoint()
                 if self.evaluator is not None and self.step % log.eval_every == 0:
                     self._evaluate(logger)
+                if self.step % log.checkpoint_every == 0 and self.weights_finite():
+                    self.save_checkpoint()
                 if stopping:
                     break
         finally:
@@ -351,7 +351,7 @@ class Trainer:
         if self.device.type == "cuda" and meta.get("cuda_rng_states"):
             torch.cuda.set_rng_state_all([tensors[f"rng.cuda.{i}"] for i in range(meta["cuda_rng_states"])])
         self.step, self.elapsed = meta["step"], meta["elapsed_s"]
-        self.best_fid = meta.get("best_fid") or math.inf
+        self.best_fid = math.inf if meta.get("best_fid") is None else meta["best_fid"]
         self.objective.load_state_dict(meta.get("objective", {}))
         self.lr_scale, self.rollbacks = meta.get("lr_scale", 1.0), meta.get("rollbacks", 0)
 
