@@ -177,16 +177,14 @@ class Trainer:
         return Run(self.run_dir, self.step, self.elapsed, reason)
 
     def _record(self, sums: dict, steps: int, seconds: float) -> dict:
-        """One metrics.jsonl line: values averaged over `steps`, real images per second."""
+        """One metrics.jsonl line: values averaged over `steps`; images_per_s is batch size x
+        steps per second (a step is one update of every network, e.g. one G update)."""
         record = {"step": self.step}
         record.update({k: round(v.item() / steps, 6) for k, v in sums.items()})
-        images = steps * self.config.train.batch_size * self._batches_per_step()
+        images = steps * self.config.train.batch_size
         record["images_per_s"] = round(images / max(seconds, 1e-9), 2)
         record["elapsed_s"] = round(self.elapsed, 3)
         return record
-
-    def _batches_per_step(self) -> int:
-        return sum(p.repeat for p in self.objective.phases if p.fresh_batch)
 
     def _set_learning_rates(self) -> None:
         """The learning rate is a function of the step (and of the health controller's scale,
