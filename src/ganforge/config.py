@@ -74,6 +74,7 @@ class TrainConfig:
     device: str = "auto"             # auto, cpu, cuda, cuda:1, mps
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
     channels_last: Literal["auto", "yes", "no"] = "auto"
+    sync_batchnorm: bool = False     # torchrun: batch-norm statistics over all ranks (CUDA)
 
     def check(self) -> None:
         _require(self.batch_size >= 1, "train.batch_size", self.batch_size, "must be at least 1")

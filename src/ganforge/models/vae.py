@@ -61,8 +61,15 @@ class VAE(nn.Module):
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.from_latent(z))
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.tanh(self.decode_logits(z))
+    def forward(self, z: torch.Tensor | None, labels: torch.Tensor | None = None, *,
+                images: torch.Tensor | None = None):
+        """Decode z to images; or, given `images`, one reparameterised pass for training:
+        returns (mean, logvar, decoder logits)."""
+        if images is None:
+            return torch.tanh(self.decode_logits(z))
+        mean, logvar = self.encode(images)
+        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
+        return mean, logvar, self.decode_logits(z)
 
 
 MODELS.register("vae")(Architecture(

@@ -43,6 +43,10 @@ class Objective:
     def __init__(self, args, nets: dict[str, nn.Module]):
         self.args, self.nets = args, nets
 
+    def use_nets(self, nets: dict[str, nn.Module]) -> None:
+        """Train through these (e.g. DistributedDataParallel-wrapped) networks from now on."""
+        self.nets = nets
+
     def loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The scalar to minimise in `phase`, and detached values to log."""
         raise NotImplementedError

@@ -43,13 +43,12 @@ class ClassifierObjective(Objective):
     def __init__(self, args: ClassifierArgs, nets):
         require_nets("classifier", nets, ("C",))
         super().__init__(args, nets)
-        self.C = nets["C"]
         self.phases = [Phase("C", "C")]
 
     def loss(self, phase: str, batch: Batch):
         if batch.labels is None:
             raise ConfigError("the classifier objective needs a labelled data set")
-        logits = self.C(random_shift(batch.images, self.args.shift))
+        logits = self.nets["C"](random_shift(batch.images, self.args.shift))
         loss = F.cross_entropy(logits, batch.labels, label_smoothing=self.args.label_smoothing)
         accuracy = (logits.detach().argmax(1) == batch.labels).float().mean()
         return loss, {"loss_C": loss.detach(), "train_accuracy": accuracy}

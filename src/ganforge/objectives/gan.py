@@ -13,6 +13,7 @@ from typing import Union
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
 from ..data.augment import AdaptiveAugment, augment, parse_policy
 from ..errors import ConfigError
 from ..losses import GAN_LOSSES, ns_d_loss
@@ -66,8 +67,7 @@ class GANObjective(Objective):
         require_nets("gan", nets, ("G", "D"))
         super().__init__(args, nets)
         self.adv = GAN_LOSSES.get(args.loss)
-        self.G, self.D = nets["G"], nets["D"]
-        self.classes = getattr(self.G, "num_classes", 0)
+        self.classes = getattr(nets["G"], "num_classes", 0)
         if args.acgan_weight and not self.classes:
             raise ConfigError("objective.acgan_weight needs a conditional model (model.conditional=true)")
         if args.spectral_norm:
@@ -87,9 +87,17 @@ class GANObjective(Objective):
         self._fake_labels: torch.Tensor | None = None
         self._batch_size = 0
 
+    @property
+    def G(self):
+        return self.nets["G"]
+
+    @property
+    def D(self):
+        return self.nets["D"]
+
     # Helpers.
     def noise(self, n: int, device) -> torch.Tensor:
-        return torch.randn(n, self.G.latent_dim, device=device)
+        return distributed.global_randn(n, self.G.latent_dim, device=device)
 
     def _augment(self, images: torch.Tensor) -> torch.Tensor:
         p = self.ada.p if self.ada is not None else self.p
@@ -103,7 +111,7 @@ class GANObjective(Objective):
         return self.D(images, labels), None
 
     def _fakes(self, n: int, device) -> tuple[torch.Tensor, torch.Tensor | None]:
-        labels = torch.randint(0, self.classes, (n,), device=device) if self.classes else None
+        labels = distributed.global_randint(self.classes, n, device) if self.classes else None
         return self.G(self.noise(n, device), labels), labels
 
     # The phases.
@@ -156,7 +164,7 @@ class GANObjective(Objective):
 
     def after_step(self, phase: str) -> None:
         if phase == "D" and self.adv.clip:
-            clip_weights_(self.D, self.adv.clip)
+            clip_weights_(self.nets["D"], self.adv.clip)
         if phase == "G" and self.ada is not None:
             self.ada.update(self._batch_size)
 

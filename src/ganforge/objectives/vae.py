@@ -46,13 +46,12 @@ class VAEObjective(Objective):
         if not hasattr(nets["G"], "encode"):
             raise ConfigError("objective 'vae' needs a model with an encoder (model.name=vae)")
         super().__init__(args, nets)
-        self.vae = nets["G"]
         self.phases = [Phase("VAE", "G")]
 
     def loss(self, phase: str, batch: Batch):
-        mean, logvar = self.vae.encode(batch.images)
-        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
-        recon = reconstruction(self.vae.decode_logits(z).float(), batch.images.float(), self.args.recon).mean()
+        # One call through forward (not encode/decode), so a DDP wrapper syncs the gradients.
+        mean, logvar, logits = self.nets["G"](None, images=batch.images)
+        recon = reconstruction(logits.float(), batch.images.float(), self.args.recon).mean()
         kl = kl_to_standard_normal(mean.float(), logvar.float()).mean()
         loss = recon + self.args.beta * kl
         return loss, {"loss_VAE": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}

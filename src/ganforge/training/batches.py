@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import distributed
 from ..data import ImageSet, to_float
 from ..errors import ConfigError
 from ..objectives import Batch
@@ -10,7 +11,9 @@ from ..objectives import Batch
 
 class EpochSampler:
     """Yields batches of `batch_size` from a fresh permutation each epoch (last partial batch
-    dropped, so every batch has the same shape). Its whole state is saved in checkpoints."""
+    dropped, so every batch has the same shape). Under torchrun `batch_size` is the global
+    batch: every rank walks the same permutation and takes its slice, so the state (saved in
+    checkpoints) does not depend on the number of ranks."""
 
     def __init__(self, data: ImageSet, batch_size: int, seed: int, channels_last: bool = False):
         if batch_size > len(data):
@@ -30,6 +33,7 @@ class EpochSampler:
             self.cursor = 0
             self.epoch += 1
         index = self._order_on_device[self.cursor:self.cursor + self.batch_size]
+        index = index[distributed.local_slice(self.batch_size)]  # this rank's part (all of it alone)
         self.cursor += self.batch_size
         images = to_float(self.data.images[index])
         if self.channels_last:

@@ -10,7 +10,14 @@ from ..errors import ConfigError
 
 
 class Logger:
-    def __init__(self, run_dir: Path, config: LogConfig, total_steps: int, start_step: int):
+    def __init__(self, run_dir: Path, config: LogConfig, total_steps: int, start_step: int,
+                 enabled: bool = True):
+        """`enabled` is false on all but one process of a distributed run: they log nothing."""
+        self.enabled = enabled
+        self.file = self.tb = self.bar = None
+        self.console = False
+        if not enabled:
+            return
         self.path = run_dir / "metrics.jsonl"
         self._truncate_after(start_step)
         self.file = open(self.path, "a", encoding="utf-8")
@@ -49,6 +56,8 @@ class Logger:
         return SummaryWriter(str(folder))
 
     def log(self, record: dict) -> None:
+        if not self.enabled:
+            return
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
         if self.tb is not None:
@@ -78,4 +87,5 @@ class Logger:
             self.bar.close()
         if self.tb is not None:
             self.tb.close()
-        self.file.close()
+        if self.file is not None:
+            self.file.close()

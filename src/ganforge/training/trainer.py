@@ -7,6 +7,7 @@ exact same run.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import threading
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .. import checkpoint, rundir
+from .. import checkpoint, distributed, rundir
 from ..config import Config, dump_yaml
 from ..data import load_dataset
 from ..data.imageset import to_uint8
@@ -55,7 +56,10 @@ class Trainer:
         self.config, train = config, config.train
         self.evaluator, self.best_fid = evaluator, math.inf
         self.run_dir = Path(config.out)
-        self.device = pick_device(train.device)
+        self.device = distributed.setup(str(pick_device(train.device)))
+        if train.batch_size % distributed.world_size():
+            raise ConfigError(f"train.batch_size={train.batch_size} must divide evenly over "
+                              f"{distributed.world_size()} processes (it is the global batch)")
         self.dtype = pick_dtype(train, self.device)
         self.channels_last = use_channels_last(train, self.device)
         torch.manual_seed(train.seed)
@@ -71,6 +75,10 @@ class Trainer:
             if self.channels_last:
                 net.to(memory_format=torch.channels_last)
         self.objective = build_objective(config.objective, self.nets)
+        # Under torchrun the objective trains through DDP-wrapped networks (same parameters).
+        self.train_nets = {name: distributed.wrap(net, self.device, train.sync_batchnorm)
+                           for name, net in self.nets.items()}
+        self.objective.use_nets(self.train_nets)
         stepped = dict.fromkeys(phase.net for phase in self.objective.phases)
         self.base_lr = {name: _per_net(train, "lr", name) or train.lr for name in stepped}
         self.optimizers = {
@@ -92,7 +100,9 @@ class Trainer:
         if resume:
             self._restore()
         else:
-            self._claim_run_dir()
+            if distributed.is_main():
+                self._claim_run_dir()
+            distributed.barrier()
             self.save_checkpoint()  # step 0: a run is resumable, and can roll back, from the start
 
     # Set-up helpers.
@@ -130,7 +140,7 @@ class Trainer:
     # The loop.
     def run(self) -> Run:
         train, log = self.config.train, self.config.log
-        logger = Logger(self.run_dir, log, train.steps, self.step)
+        logger = Logger(self.run_dir, log, train.steps, self.step, enabled=distributed.is_main())
         stop = _StopFlag()
         start, last_log_time, last_log_step = time.perf_counter(), time.perf_counter(), self.step
         base_elapsed, sums, reason = self.elapsed, {}, "steps done"
@@ -147,8 +157,13 @@ class Trainer:
                 elif stop.requested:
                     reason = "interrupted"
                 stopping = reason != "steps done"
+                if distributed.is_distributed():  # every rank stops at the same step
+                    stopping = not distributed.all_agree(not stopping, self.device)
+                    if stopping and reason == "steps done":
+                        reason = "another process stopped"
                 if self.step % log.every == 0 or self.step == train.steps or stopping:
                     now = time.perf_counter()
+                    sums = distributed.mean_over_ranks(sums)
                     record = self._record(sums, self.step - last_log_step, now - last_log_time)
                     logger.log(record)
                     action = self.health.check_log(record, self.weights_finite(), last_log_step)
@@ -209,7 +224,7 @@ class Trainer:
             for _ in range(phase.repeat):
                 if phase.fresh_batch or batch is None:
                     batch = self.sampler.next()
-                with autocast(self.device, self.dtype):
+                with autocast(self.device, self.dtype), self._no_sync_outside(phase):
                     loss, values = self.objective.loss(phase.name, batch)
                 optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
@@ -227,6 +242,15 @@ class Trainer:
                     sums[key] = sums[key] + value if key in sums else value
         if self.ema is not None:
             self.ema.update(self.nets[self.objective.sample_net], self.step)
+
+    def _no_sync_outside(self, phase) -> contextlib.ExitStack:
+        """DDP: networks that neither step nor record a graph in `phase` must not expect a
+        gradient reduction (D called in G's phase)."""
+        stack = contextlib.ExitStack()
+        for name, net in self.train_nets.items():
+            if net is not self.nets[name] and name != phase.net and name not in phase.graph_of:
+                stack.enter_context(net.no_sync())
+        return stack
 
     def weights_finite(self) -> bool:
         """One host sync: are all network weights finite?"""
@@ -255,7 +279,8 @@ class Trainer:
 
     def _evaluate(self, logger) -> None:
         """Score the sampling network; a new lowest FID also becomes the `best` checkpoint."""
-        scores = self.evaluator(self.sampling_net())
+        scores = self.evaluator(self.sampling_net()) if distributed.is_main() else None
+        scores = distributed.broadcast(scores)  # every rank takes the same decision
         record = {"step": self.step, **{f"eval_{k}": round(v, 6) for k, v in scores.items()
                                         if isinstance(v, float)}}
         logger.log(record)
@@ -274,7 +299,7 @@ class Trainer:
 
     @torch.no_grad()
     def save_grid(self, final: bool = False) -> None:
-        if self.fixed_z is None:
+        if self.fixed_z is None or not distributed.is_main():
             return
         net = self.sampling_net()
         was_training = net.training
@@ -317,8 +342,10 @@ class Trainer:
         keep = self.config.log.keep_every
         if "last" in names and keep and self.step % keep == 0:
             names = (*names, f"step-{self.step:06d}")
-        for name in names:
-            checkpoint.save(rundir.checkpoint_path(self.run_dir, name), tensors, meta)
+        if distributed.is_main():
+            for name in names:
+                checkpoint.save(rundir.checkpoint_path(self.run_dir, name), tensors, meta)
+        distributed.barrier()
 
     def _restore(self) -> None:
         """--resume: check the run is compatible, then load its last checkpoint."""

@@ -1,0 +1,129 @@
+"""Everything multi-process lives here, so the same code runs under `python` and `torchrun`.
+
+Under torchrun (RANK, WORLD_SIZE, LOCAL_RANK in the environment) `setup()` joins the
+process group: NCCL on CUDA, gloo on CPU. Each rank then trains on its slice of every
+global batch; DistributedDataParallel averages the gradients; rank 0 alone writes logs,
+samples and checkpoints. Without torchrun every function here is a cheap no-op.
+"""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def is_main() -> bool:
+    """Rank 0: the one process that writes files and prints."""
+    return rank() == 0
+
+
+def launched() -> bool:
+    """True when started by torchrun (or another launcher that sets WORLD_SIZE > 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def setup(device_name: str) -> torch.device:
+    """Join the process group when launched by torchrun; return this rank's device.
+
+    `device_name` is train.device: on CUDA each rank takes cuda:LOCAL_RANK.
+    """
+    if not launched():
+        return torch.device(device_name)
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device_name.startswith("cuda")
+    if use_cuda:
+        torch.cuda.set_device(local)
+    if not is_distributed():
+        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(minutes=10))
+    return torch.device("cuda", local) if use_cuda else torch.device("cpu")
+
+
+def teardown() -> None:
+    if is_distributed():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
+
+
+def local_slice(n: int) -> slice:
+    """This rank's part of a global batch of `n` (which must divide evenly)."""
+    size = n // world_size()
+    return slice(rank() * size, (rank() + 1) * size)
+
+
+def global_randn(n_local: int, *shape: int, device=None) -> torch.Tensor:
+    """Noise for this rank's samples, cut from one global draw: every rank advances the
+    RNG alike (they share a seed), and N ranks together draw what one process would."""
+    noise = torch.randn(n_local * world_size(), *shape, device=device)
+    return noise[rank() * n_local:(rank() + 1) * n_local]
+
+
+def global_randint(high: int, n_local: int, device=None) -> torch.Tensor:
+    values = torch.randint(0, high, (n_local * world_size(),), device=device)
+    return values[rank() * n_local:(rank() + 1) * n_local]
+
+
+def mean_over_ranks(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Average logged values over ranks (one all-reduce), so every rank sees the same."""
+    if not is_distributed() or not values:
+        return values
+    keys = sorted(values)
+    stacked = torch.stack([values[k].float() for k in keys])
+    dist.all_reduce(stacked)
+    return dict(zip(keys, stacked / world_size()))
+
+
+def all_agree(flag: bool, device: torch.device) -> bool:
+    """True only if `flag` is true on every rank."""
+    if not is_distributed():
+        return flag
+    tensor = torch.tensor([0.0 if flag else 1.0], device=device)
+    dist.all_reduce(tensor)
+    return tensor.item() == 0
+
+
+def broadcast(value):
+    """Rank 0's (picklable, small) value on every rank."""
+    if not is_distributed():
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+class DataParallel(nn.parallel.DistributedDataParallel):
+    """DDP whose wrapper still answers for the network's own attributes (latent_dim, ...)."""
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.module, name)
+
+
+def wrap(net: nn.Module, device: torch.device, sync_batchnorm: bool) -> nn.Module:
+    """Wrap a network for data-parallel training (identity outside torchrun)."""
+    if not is_distributed() or not any(p.requires_grad for p in net.parameters()):
+        return net
+    if sync_batchnorm:
+        net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    ids = [device.index] if device.type == "cuda" else None
+    return DataParallel(net, device_ids=ids)

@@ -1,0 +1,78 @@
+"""The benchmark harness: it runs and reports; speed itself is measured by the bench, not here."""
+import importlib.util
+import math
+
+import pytest
+
+import ganforge
+from ganforge import bench
+from ganforge.config import ModelConfig
+from ganforge.models import DataShape, build_models
+
+TINY = dict(steps=2, warmup=1, repeats=1, sample_n=50, resolution=32, batch_size=16, device="cpu")
+
+
+def reference_module():
+    spec = importlib.util.spec_from_file_location("reference_dcgan_under_test", bench.REFERENCE_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def test_benchmark_reports_speeds_and_ratio(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    result = bench.benchmark(**TINY)
+    for key in ("train_images_per_s", "train_step_ms", "reference_images_per_s", "ratio",
+                "sample_images_per_s", "sample_seconds", "ganforge_params", "reference_params"):
+        assert positive(result[key]), (key, result[key])
+    # One block each: the ratio is the ratio of the two speeds.
+    assert result["ratio"] == pytest.approx(result["train_images_per_s"] / result["reference_images_per_s"])
+    assert result["ganforge_params"] == result["reference_params"]
+    assert result["precision"] == "fp32" and result["device"] == "cpu"
+    assert all(isinstance(v, (int, float, str)) for v in result.values())
+    for key in ("torch", "device_name", "date", "load_avg_before", "peak_memory_kind"):
+        assert isinstance(result[key], str) and result[key]
+    assert positive(result["threads"]) and positive(result["cpu_count"])
+    table = bench.format_bench(result)
+    assert "ganforge / reference" in table and "sampling" in table
+    # Nothing permanent: no run directory here, the temporary one is gone.
+    assert list(tmp_path.iterdir()) == [tmp_path / "tmp"]
+    assert not list((tmp_path / "tmp").glob("ganforge-bench-*"))
+
+
+def test_benchmark_without_the_reference_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "REFERENCE_PATH", tmp_path / "missing" / "reference_dcgan.py")
+    result = bench.benchmark(**{**TINY, "sample_n": 0})
+    assert "not found" in result["reference_note"] and "skipped" in result["reference_note"]
+    assert "ratio" not in result and "reference_images_per_s" not in result
+    assert positive(result["train_images_per_s"])
+    assert "not found" in bench.format_bench(result)
+
+
+def test_benchmark_rejects_bad_settings():
+    with pytest.raises(ganforge.ConfigError, match="repeats"):
+        bench.benchmark(repeats=0)
+
+
+@pytest.mark.parametrize("resolution", [32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_reference_has_ganforge_dcgan_widths(resolution, channels):
+    netG, netD = reference_module().build_models(resolution, channels, ngf=64, ndf=64, nz=100)
+    ours = build_models(ModelConfig(name="dcgan"), DataShape(resolution, channels))
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    assert count(netG) == count(ours["G"])
+    assert count(netD) == count(ours["D"])
+
+
+def test_reference_loop_runs():
+    result = reference_module().run_reference(resolution=32, channels=1, batch_size=8, steps=2,
+                                              device="cpu", warmup=0)
+    assert len(result["step_times"]) == 2
+    assert all(positive(t) for t in result["step_times"])
+    assert positive(result["images_per_s"])
