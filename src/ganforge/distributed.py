@@ -8,6 +8,7 @@ samples and checkpoints. Without torchrun every function here is a cheap no-op.
 from __future__ import annotations
 
 import os
+import warnings
 from datetime import timedelta
 
 import torch
@@ -125,5 +126,8 @@ def wrap(net: nn.Module, device: torch.device, sync_batchnorm: bool) -> nn.Modul
         return net
     if sync_batchnorm:
         net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    # channels_last weights with one input channel have ambiguous strides; DDP's reducer
+    # then warns every step about a copy it makes. Harmless, so said once here instead.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     ids = [device.index] if device.type == "cuda" else None
     return DataParallel(net, device_ids=ids)

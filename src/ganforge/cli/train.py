@@ -100,8 +100,12 @@ def train_and_report(args: argparse.Namespace, defaults: dict):
     if args.dry_run:
         print(dump_yaml(config), end="")
         return None
+    from .. import distributed
+
     result = train(config, resume=args.resume)
-    print(f"{result.dir}: step {result.step}, {result.elapsed_s:.1f} s ({result.stop_reason})")
+    if distributed.is_main():
+        print(f"{result.dir}: step {result.step}, {result.elapsed_s:.1f} s ({result.stop_reason})")
+    distributed.teardown()
     return result
 
 
