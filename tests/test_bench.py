@@ -41,6 +41,9 @@ def test_benchmark_reports_speeds_and_ratio(tmp_path, monkeypatch):
     assert positive(result["threads"]) and positive(result["cpu_count"])
     table = bench.format_bench(result)
     assert "ganforge / reference" in table and "sampling" in table
+    assert "WARNING" in bench.format_bench({**result, "other_cpu_load": 1.0})
+    assert "WARNING" not in bench.format_bench({**result, "other_cpu_load": 0.0,
+                                                "other_cpu_load_sampling": float("nan")})
     # Nothing permanent: no run directory here, the temporary one is gone.
     assert list(tmp_path.iterdir()) == [tmp_path / "tmp"]
     assert not list((tmp_path / "tmp").glob("ganforge-bench-*"))

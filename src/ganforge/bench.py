@@ -5,8 +5,8 @@ What is measured (see benchmarks/README.md):
     objective) on a config built by `make_config`, the run directory in a temporary folder;
   * the same for the textbook PyTorch DCGAN loop in benchmarks/reference_dcgan.py (same layer
     widths, resolution, batch size and device; fp32, as written), and the ratio of the two.
-    Its timed blocks alternate with ganforge's, so a change in the load of a shared machine
-    hits both alike;
+    Each timed block interleaves the two loops in chunks of a few steps, so a change in the
+    load of a shared machine hits both alike;
   * sampling images/s through `ganforge.inference.generate`;
   * peak memory, the machine and the date.
 Each speed is the median over `repeats` timed blocks of `steps` steps after `warmup` steps.
@@ -29,6 +29,8 @@ import torch
 REFERENCE_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "reference_dcgan.py"
 
 SAMPLE_BATCH = 500  # images per forward pass when sampling (generate's default)
+BUSY_WARNING = 0.2  # CPUs kept busy by other processes above which format_bench warns
+CHUNK = 5           # steps of one loop before switching to the other, when both are timed
 
 
 def benchmark(model: str = "dcgan", resolution: int = 32, channels: int = 1, batch_size: int = 64,
@@ -49,9 +51,10 @@ def benchmark(model: str = "dcgan", resolution: int = 32, channels: int = 1, bat
         reference: also time the textbook loop and report ganforge / reference.
 
     Keys: train_images_per_s, reference_images_per_s and ratio (the median over the timed
-    blocks of ganforge / reference, each ganforge block paired with the reference block next
-    to it; absent when the reference is skipped, and reference_note says why), sample_images_per_s, peak_memory_*_mb, the settings
-    and the machine (torch, device_name, cpu_count, threads, load_avg_*, date).
+    blocks of ganforge / reference within the block; absent when the reference is skipped,
+    and reference_note says why), sample_images_per_s, peak_memory_*_mb, the settings and
+    the machine (torch, device_name, cpu_count, threads, load_avg_*, date, other_cpu_load*:
+    CPUs other processes kept busy while timing).
 
     Example:
         >>> print(format_bench(benchmark(steps=20, repeats=3)))
@@ -104,27 +107,40 @@ def benchmark(model: str = "dcgan", resolution: int = 32, channels: int = 1, bat
                 _reset_peak(dev)
                 ref.run_steps(warmup)
                 if dev.type == "cuda":
-                    result["reference_peak_memory_mb"] = (torch.cuda.max_memory_allocated(dev) - before) / 2 ** 20
+                    peak = torch.cuda.max_memory_allocated(dev) - before
+                    result["reference_peak_memory_mb"] = peak / 2 ** 20
         else:
             result["reference_note"] = "skipped: reference=False"
 
-        # Timed blocks; with a reference, the two alternate (and swap order every block).
+        # Timed blocks. With a reference, each block interleaves the two loops in chunks of
+        # CHUNK steps (swapping which goes first), so the load of a shared machine hits both
+        # alike, and the ratio is taken block by block.
         ours, theirs = [], []
-        for r in range(repeats):
-            first_ours = r % 2 == 0 or ref is None
-            if first_ours:
+        counters = _cpu_counters()
+        for _ in range(repeats):
+            if ref is None:
                 ours.append(images_per_step * steps / _ganforge_block(trainer, steps))
-            if ref is not None:
-                theirs.append(_reference_block(ref, steps, dev))
-            if not first_ours:
-                ours.append(images_per_step * steps / _ganforge_block(trainer, steps))
+                continue
+            our_s = their_s = their_images = 0.0
+            done = 0
+            while done < steps:
+                n = min(CHUNK, steps - done)
+                if (done // CHUNK) % 2:
+                    seconds, images = _reference_block(ref, n, dev)
+                    our_s += _ganforge_block(trainer, n)
+                else:
+                    our_s += _ganforge_block(trainer, n)
+                    seconds, images = _reference_block(ref, n, dev)
+                their_s, their_images, done = their_s + seconds, their_images + images, done + n
+            ours.append(images_per_step * steps / our_s)
+            theirs.append(their_images / their_s)
+        result["other_cpu_load"] = _other_cpu_load(counters)
         result["train_images_per_s"] = statistics.median(ours)
         result["train_images_per_s_runs"] = _runs(ours)
         result["train_step_ms"] = 1000 * images_per_step / result["train_images_per_s"]
         if ref is not None:
             result["reference_images_per_s"] = statistics.median(theirs)
             result["reference_images_per_s_runs"] = _runs(theirs)
-            # Each ganforge block is paired with the reference block next to it in time.
             pairs = [a / b for a, b in zip(ours, theirs)]
             result["ratio"] = statistics.median(pairs)
             result["ratio_runs"] = ", ".join(f"{x:.2f}" for x in pairs)
@@ -148,6 +164,9 @@ def format_bench(result: dict) -> str:
              f"channels_last {r['channels_last']}",
              f"  {r['device']} ({r['device_name']}), torch {r['torch']}, {r['threads']} threads, "
              f"{r['cpu_count']} CPUs, load avg {r['load_avg_before']} -> {r['load_avg_after']}",
+             f"  other processes kept {_num(r.get('other_cpu_load'), '.2f')} CPUs busy during the "
+             f"timed training, {_num(r.get('other_cpu_load_sampling'), '.2f')} during sampling "
+             f"(0 on a quiet machine)",
              f"  {r['date']}; median of {r['repeats']} blocks of {r['steps']} steps after "
              f"{r['warmup']} warm-up steps", ""]
     rows = [("ganforge training", f"{r['train_images_per_s']:.1f} img/s",
@@ -170,6 +189,10 @@ def format_bench(result: dict) -> str:
         rows.append(("peak memory (sampling)", f"{r['peak_memory_sample_mb']:.0f} MB", ""))
     width = max(len(name) for name, _, _ in rows)
     lines += [f"  {name:<{width}}  {value:>12}  {detail}".rstrip() for name, value, detail in rows]
+    busy = [r.get(k) for k in ("other_cpu_load", "other_cpu_load_sampling")]
+    if any(_finite(x) and x > BUSY_WARNING for x in busy):
+        lines.append("  WARNING: other processes used the CPUs while this ran; the speeds, and "
+                     "the ratio too, are not reliable. Run again on a quiet machine.")
     return "\n".join(lines)
 
 
@@ -193,13 +216,13 @@ def _ganforge_block(trainer, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def _reference_block(ref, steps: int, device: torch.device) -> float:
-    """Images/s of the reference loop over `steps` steps."""
+def _reference_block(ref, steps: int, device: torch.device) -> tuple[float, int]:
+    """(seconds, images) for `steps` steps of the reference loop, synchronised at both ends."""
     _sync(device)
     start = time.perf_counter()
     timings = ref.run_steps(steps)
     _sync(device)
-    return sum(n for _, n in timings) / (time.perf_counter() - start)
+    return time.perf_counter() - start, sum(n for _, n in timings)
 
 
 def _reference_loop(model: str, config, trainer, device: torch.device, batch_size: int):
@@ -224,7 +247,8 @@ def _reference_loop(model: str, config, trainer, device: torch.device, batch_siz
     if ours != theirs:
         return None, (f"skipped: the reference's layer widths differ from this model's "
                       f"(parameters {theirs} vs {ours}; model.max_width caps them?)")
-    return ref, f"fixed textbook loop {REFERENCE_PATH.name}, fp32, blocks alternating with ganforge's"
+    return ref, (f"fixed textbook loop {REFERENCE_PATH.name}, fp32, interleaved with ganforge "
+                 f"in chunks of {CHUNK} steps")
 
 
 def _sampling(trainer, n: int, repeats: int, device: torch.device) -> dict:
@@ -233,6 +257,7 @@ def _sampling(trainer, n: int, repeats: int, device: torch.device) -> dict:
     net = trainer.sampling_net()
     was_training = net.training
     net.eval()
+    counters = _cpu_counters()
     try:
         _reset_peak(device)
         with torch.inference_mode():
@@ -251,7 +276,8 @@ def _sampling(trainer, n: int, repeats: int, device: torch.device) -> dict:
     return {"sample_n": n, "sample_seconds": median, "sample_images_per_s": n / median,
             "sample_images_per_s_runs": _runs([n / s for s in seconds]),
             "sample_precision": f"{str(dtype).replace('torch.', '')} weights, as generate() runs them",
-            "peak_memory_sample_mb": _peak_memory_mb(device)[0]}
+            "peak_memory_sample_mb": _peak_memory_mb(device)[0],
+            "other_cpu_load_sampling": _other_cpu_load(counters)}
 
 
 # Memory and machine.
@@ -294,6 +320,31 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def _cpu_counters() -> tuple[float, float, float] | None:
+    """(CPU seconds busy on the whole machine, this process's CPU seconds, wall clock), or
+    None where /proc/stat is missing."""
+    try:
+        fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        tick = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    own = os.times()
+    return ((user + nice + system + irq + softirq + steal) / tick, own.user + own.system,
+            time.perf_counter())
+
+
+def _other_cpu_load(start) -> float:
+    """CPUs kept busy by other processes since `start` (a `_cpu_counters()`), on average;
+    NaN where unknown. Near 0 on a quiet machine; with others running, speeds (and even the
+    ratio: the two loops suffer unequally from contention) are less trustworthy."""
+    end = _cpu_counters()
+    if start is None or end is None or end[2] <= start[2]:
+        return float("nan")
+    others = (end[0] - start[0]) - (end[1] - start[1])
+    return max(others, 0.0) / (end[2] - start[2])
+
+
 def _load_avg() -> str:
     try:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -303,6 +354,10 @@ def _load_avg() -> str:
 
 def _runs(values: list[float]) -> str:
     return ", ".join(f"{v:.1f}" for v in values)
+
+
+def _num(value, spec: str) -> str:
+    return format(value, spec) if _finite(value) else "?"
 
 
 def _finite(value) -> bool:

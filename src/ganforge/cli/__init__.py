@@ -5,10 +5,10 @@ import argparse
 import sys
 
 from ..errors import GanforgeError
-from . import classify, evaluate, reconstruct, sample, train
+from . import bench, classify, evaluate, reconstruct, sample, train
 
 COMMANDS = {"train": train, "sample": sample, "evaluate": evaluate, "reconstruct": reconstruct,
-            "classify": classify}
+            "classify": classify, "bench": bench}
 
 
 def build_parser() -> argparse.ArgumentParser:
