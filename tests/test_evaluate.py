@@ -411,3 +411,34 @@ def test_unlabelled_folder_needs_inception_weights_or_a_classifier(unlabelled_fo
     assert "--inception-weights" in err and "label" in err and "Traceback" not in err
     assert not (run.dir / "eval.json").exists()
     assert not (cache / "classifiers").exists()  # nothing was trained
+
+
+class ClassImages(torch.nn.Module):
+    """A conditional stand-in generator: for class c, the next real image of class c."""
+
+    def __init__(self, data, num_classes: int = 10):
+        super().__init__()
+        self.pools = {c: to_float(data.images[data.labels == c]) for c in range(num_classes)}
+        self.seen = {c: 0 for c in range(num_classes)}
+        self.latent_dim, self.resolution, self.channels = 4, data.images.shape[-1], data.images.shape[1]
+        self.num_classes = num_classes
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, z, labels=None):
+        out = []
+        for label in labels.tolist():
+            pool = self.pools[label]
+            out.append(pool[self.seen[label] % len(pool)])
+            self.seen[label] += 1
+        return torch.stack(out)
+
+
+def test_per_class_coverage_tells_a_varied_class_from_a_single_image(classifier):
+    evaluator = Evaluator(DIGITS16, ClassifierFeatures(classifier), n=200)
+    heldout = load_dataset(DIGITS16, "test")
+    varied = evaluator(ClassImages(heldout))["per_class_coverage"]
+    first = {c: to_float(heldout.images[int((heldout.labels == c).nonzero()[0])]) for c in range(10)}
+    single = evaluator(RealImages(heldout.images, num_classes=10, by_label=first))["per_class_coverage"]
+    assert len(varied) == len(single) == 10
+    assert min(varied) > 0.2
+    assert max(single) < min(varied)

@@ -181,7 +181,20 @@ class Evaluator:
             scores["cas"] = float((predicted == labels).float().mean())
             scores["per_class_accuracy"] = [float((predicted[labels == c] == c).float().mean())
                                             for c in range(net.num_classes)]
+            scores["per_class_coverage"] = self._per_class_coverage(feats, labels, net.num_classes)
         return scores
+
+    def _per_class_coverage(self, feats: torch.Tensor, labels: torch.Tensor, classes: int) -> list:
+        """Coverage of each class's real images by the samples made for that class (None
+        where either side has too few images for the k-NN balls)."""
+        if self.real_labels is None:
+            return [None] * classes
+        result = []
+        for c in range(classes):
+            real, fake = self.real_feats[self.real_labels.cpu() == c], feats[labels == c]
+            enough = min(len(real), len(fake)) >= MIN_SAMPLES
+            result.append(metrics.density_coverage(real, fake)[1] if enough else None)
+        return result
 
 
 # Reports.
