@@ -24,14 +24,6 @@ TINY = ["--steps", "4", "--batch-size", "16", "--set", "model.g_width=8",
         "--set", "model.d_width=8", "--set", "log.every=2", "--quiet"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks gain nothing from threads and lose a lot when another process
-    competes for the two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def train_cli(out, *extra) -> int:

@@ -41,14 +41,6 @@ TINY_CLASSIFIER_DEFAULTS = {"model.name": "cnn", "train.steps": 20, "log.every":
                             "model.width": 8, "model.hidden": 32}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks gain nothing from threads and lose a lot when another process
-    competes for the two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

@@ -48,13 +48,6 @@ def fid_reference(a, b):
     return fid_closed_form(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small matrices only: on a busy 2-core machine, thread hand-offs cost more than the math."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -33,14 +33,6 @@ DIGITS16 = DataConfig(name="digits", resolution=16)
 N_TEST, N_TRAIN = 360, 1437  # the digits splits
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks gain nothing from threads and lose a lot when another process
-    competes for the two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

@@ -170,19 +170,23 @@ class GANObjective(Objective):
 
     # State the health controller and resume care about.
     def strengthen(self) -> str | None:
-        if self.ada is not None or self.policy:
-            if self.ada is not None:
-                state = self.ada.state_dict()
-                state["p"] = min(1.0, state["p"] + 0.2)
-                self.ada.load_state_dict(state)
-                return f"adaptive augmentation p raised to {state['p']:.2f}"
+        """Augmentation first (while p can rise), then the regulariser weight; None when
+        neither can be raised, and the loop lowers the learning rates instead."""
+        if self.ada is not None and self.ada.p < 1.0:
+            state = self.ada.state_dict()
+            state["p"] = min(1.0, state["p"] + 0.2)
+            self.ada.load_state_dict(state)
+            return f"adaptive augmentation p raised to {state['p']:.2f}"
+        if self.ada is None and self.policy and self.p < 1.0:
             self.p = min(1.0, self.p + 0.2)
             return f"augmentation p raised to {self.p:.2f}"
         if self.gp_weight or self.args.r1_gamma:
             self.reg_scale *= 2
             return f"regulariser weight x{self.reg_scale:g}"
-        self.policy, self.p = parse_policy(DEFAULT_POLICY), 0.2
-        return f"augmentation ({DEFAULT_POLICY}) switched on at p=0.2"
+        if not self.policy:
+            self.policy, self.p = parse_policy(DEFAULT_POLICY), 0.2
+            return f"augmentation ({DEFAULT_POLICY}) switched on at p=0.2"
+        return None
 
     def state_dict(self) -> dict:
         return {"p": self.p, "policy": self.policy, "reg_scale": self.reg_scale,

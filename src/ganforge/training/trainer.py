@@ -86,6 +86,7 @@ class Trainer:
                                    betas=tuple(_per_net(train, "betas", name) or (train.beta1, train.beta2)))
             for name in stepped}
         self.health, self.lr_scale, self.rollbacks = HealthMonitor(config.health), 1.0, 0
+        self._counts, self._counted_since = {}, 0  # per logged value: steps that produced it
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.sampler = EpochSampler(self.data, train.batch_size, train.seed, self.channels_last)
         self.ema, self.fixed_z, self.fixed_labels = None, None, None
@@ -143,6 +144,7 @@ class Trainer:
         logger = Logger(self.run_dir, log, train.steps, self.step, enabled=distributed.is_main())
         stop = _StopFlag()
         start, last_log_time, last_log_step = time.perf_counter(), time.perf_counter(), self.step
+        self._counts, self._counted_since = {}, self.step
         base_elapsed, sums, reason = self.elapsed, {}, "steps done"
         if self.step:
             logger.event(f"resumed {self.run_dir} at step {self.step}")
@@ -161,41 +163,46 @@ class Trainer:
                     stopping = not distributed.all_agree(not stopping, self.device)
                     if stopping and reason == "steps done":
                         reason = "another process stopped"
+                action = None
                 if self.step % log.every == 0 or self.step == train.steps or stopping:
                     now = time.perf_counter()
                     sums = distributed.mean_over_ranks(sums)
-                    record = self._record(sums, self.step - last_log_step, now - last_log_time)
+                    record = self._record(sums, now - last_log_time)
                     logger.log(record)
                     action = self.health.check_log(record, self.weights_finite(), last_log_step)
                     sums, last_log_time, last_log_step = {}, now, self.step
-                    if action is not None:
-                        reason = self._recover(action, logger) or reason
-                        if reason != "steps done":
-                            break
-                        last_log_step = self.step
-                        continue
-                if self.step % log.sample_every == 0:
+                if action is None and self.step % log.sample_every == 0:
                     self.save_grid()
-                if self.evaluator is not None and self.step % log.eval_every == 0:
-                    self._evaluate(logger)
+                if action is None and self.evaluator is not None and self.step % log.eval_every == 0:
+                    action = self._evaluate(logger)
+                if action is not None:
+                    reason = self._recover(action, logger) or reason
+                    if reason != "steps done":
+                        break
+                    sums, last_log_time, last_log_step = {}, time.perf_counter(), self.step
+                    self._counts, self._counted_since = {}, self.step
+                    continue
                 if self.step % log.checkpoint_every == 0 and self.weights_finite():
                     self.save_checkpoint()
                 if stopping:
                     break
         finally:
             stop.restore()
-        if self.weights_finite():
-            self.save_checkpoint()
+        if self.weights_finite() and not reason.startswith("unhealthy"):
+            self.save_checkpoint()  # an unhealthy stop keeps the last good checkpoint
             self.save_grid(final=True)
         logger.event(f"stopped at step {self.step} ({reason}); run directory: {self.run_dir}")
         logger.close()
         return Run(self.run_dir, self.step, self.elapsed, reason)
 
-    def _record(self, sums: dict, steps: int, seconds: float) -> dict:
-        """One metrics.jsonl line: values averaged over `steps`; images_per_s is batch size x
-        steps per second (a step is one update of every network, e.g. one G update)."""
+    def _record(self, sums: dict, seconds: float) -> dict:
+        """One metrics.jsonl line: each value averaged over the steps whose phases produced
+        it (lazy phases count only where they ran); images_per_s is batch size x steps per
+        second (a step is one update of every network, e.g. one G update)."""
         record = {"step": self.step}
-        record.update({k: round(v.item() / steps, 6) for k, v in sums.items()})
+        record.update({k: round(v.item() / self._counts.get(k, 1), 6) for k, v in sums.items()})
+        steps = self.step - self._counted_since
+        self._counts, self._counted_since = {}, self.step
         images = steps * self.config.train.batch_size
         record["images_per_s"] = round(images / max(seconds, 1e-9), 2)
         record["elapsed_s"] = round(self.elapsed, 3)
@@ -240,6 +247,7 @@ class Trainer:
                 for key, value in values.items():
                     value = value.float() / phase.repeat
                     sums[key] = sums[key] + value if key in sums else value
+                    self._counts[key] = self._counts.get(key, 0) + 1 / phase.repeat
         if self.ema is not None:
             self.ema.update(self.nets[self.objective.sample_net], self.step)
 
@@ -277,8 +285,9 @@ class Trainer:
         logger.event(f"health: {action.kind} ({action.reason}): {message}")
         return None
 
-    def _evaluate(self, logger) -> None:
-        """Score the sampling network; a new lowest FID also becomes the `best` checkpoint."""
+    def _evaluate(self, logger):
+        """Score the sampling network; a new lowest FID also becomes the `best` checkpoint.
+        Returns the health controller's Action when the scores show a collapse."""
         scores = self.evaluator(self.sampling_net()) if distributed.is_main() else None
         scores = distributed.broadcast(scores)  # every rank takes the same decision
         record = {"step": self.step, **{f"eval_{k}": round(v, 6) for k, v in scores.items()
@@ -286,8 +295,7 @@ class Trainer:
         logger.log(record)
         action = self.health.check_eval(scores)
         if action is not None:
-            self._recover(action, logger)
-            return
+            return action
         if scores["fid"] < self.best_fid:
             self.best_fid = scores["fid"]
             self.save_checkpoint(("best",))
