@@ -11,3 +11,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """Each test gets its own feature-classifier cache: nothing is written to the home directory."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("GANFORGE_CACHE", str(folder))
+    return folder

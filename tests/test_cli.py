@@ -17,13 +17,12 @@ import yaml
 from PIL import Image
 
 import ganforge
+from helpers import error_line
 from ganforge import checkpoint
 from ganforge.cli import main
 
 TINY = ["--steps", "4", "--batch-size", "16", "--set", "model.g_width=8",
         "--set", "model.d_width=8", "--set", "log.every=2", "--quiet"]
-
-
 
 
 def train_cli(out, *extra) -> int:
@@ -41,16 +40,6 @@ def last_step(run: Path) -> int:
 def snapshot(folder: Path) -> dict:
     """Every file under `folder` with its bytes, to show that nothing changed."""
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def error_line(capsys, command: str = "train") -> str:
-    """The one stderr line of a failed command (and no traceback)."""
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert "Traceback" not in err
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"ganforge {command}: error: "), err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -41,16 +41,6 @@ TINY_CLASSIFIER_DEFAULTS = {"model.name": "cnn", "train.steps": 20, "log.every":
                             "model.width": 8, "model.hidden": 32}
 
 
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch) -> Path:
-    """Every test gets its own feature-classifier cache, never the home directory."""
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("GANFORGE_CACHE", str(folder))
-    return folder
-
-
 @pytest.fixture(scope="module")
 def module_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("evaluate")

@@ -17,6 +17,7 @@ import yaml
 from PIL import Image
 
 import ganforge
+from helpers import error_line
 from ganforge import checkpoint
 from ganforge.cli import main
 from ganforge.cli.classify import format_report
@@ -33,16 +34,6 @@ DIGITS16 = DataConfig(name="digits", resolution=16)
 N_TEST, N_TRAIN = 360, 1437  # the digits splits
 
 
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch) -> Path:
-    """Nothing may be cached in the home directory."""
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("GANFORGE_CACHE", str(folder))
-    return folder
-
-
 @pytest.fixture(scope="module")
 def module_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("vae_classifier")
@@ -50,16 +41,6 @@ def module_dir(tmp_path_factory) -> Path:
 
 def records(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
-def error_line(capsys, command: str) -> str:
-    """The one stderr line of a failed command (and no traceback)."""
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert "Traceback" not in err
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"ganforge {command}: error: "), err
-    return lines[0]
 
 
 # --------------------------------------------------------------------------- the VAE
