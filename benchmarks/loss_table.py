@@ -32,6 +32,8 @@ ROWS = [
                                              "--set", "train.lr_g=1e-4"]),
     ("conditional ns (projection D)", ["--set", "model.conditional=true"]),
     ("conditional ns + ACGAN", ["--set", "model.conditional=true", "--set", "objective.acgan_weight=1"]),
+    ("conditional ns + DiffAugment (translation, cutout)", ["--set", "model.conditional=true", "--set",
+                                                           "objective.augment=translation,cutout"]),
 ]
 COLUMNS = ["fid", "kid", "precision", "recall", "coverage", "classes_present", "cas"]
 
