@@ -410,3 +410,13 @@ def test_a_bad_evaluation_between_log_lines_keeps_the_log_consistent(tmp_path):
     records = [r for r in metrics(run.dir) if "loss_D" in r]
     assert records[-1]["step"] == 8
     assert all(math.isfinite(r["loss_D"]) and r["images_per_s"] > 0 for r in records)
+
+
+def test_the_d_wins_streak_survives_resume(tmp_path):
+    """Stopped mid-streak and resumed, the run acts at the same step as an uninterrupted one."""
+    settings = {"health.d_win_accuracy": 0.01, "health.d_win_steps": 6, "log.checkpoint_every": 2}
+    straight = ganforge.train(overrides=tiny(tmp_path / "a", 8, **settings))
+    ganforge.train(overrides=tiny(tmp_path / "b", 4, **settings))
+    resumed = ganforge.train(resume=tmp_path / "b" / "r", overrides={"train.steps": 8})
+    steps = lambda run: [line["step"] for line in health_lines(run.dir)]
+    assert steps(straight) and steps(resumed) == steps(straight)

@@ -55,6 +55,13 @@ class HealthMonitor:
         """After a rollback, streaks start again."""
         self.d_win_since = None
 
+    def state_dict(self) -> dict:
+        """The streak in progress, so a resumed run decides as an uninterrupted one would."""
+        return {"d_win_since": self.d_win_since}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.d_win_since = state.get("d_win_since")
+
     def check_eval(self, scores: dict) -> Action | None:
         """Look at one periodic evaluation (class coverage and diversity of the samples)."""
         cfg = self.config

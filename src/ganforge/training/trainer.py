@@ -345,7 +345,7 @@ class Trainer:
             "scaler": checkpoint.flatten("scaler", self.scaler.state_dict(), tensors),
             "best_fid": None if math.isinf(self.best_fid) else self.best_fid,
             "objective": self.objective.state_dict(), "lr_scale": self.lr_scale,
-            "rollbacks": self.rollbacks,
+            "rollbacks": self.rollbacks, "health": self.health.state_dict(),
         }
         keep = self.config.log.keep_every
         if "last" in names and keep and self.step % keep == 0:
@@ -387,6 +387,7 @@ class Trainer:
         self.best_fid = math.inf if meta.get("best_fid") is None else meta["best_fid"]
         self.objective.load_state_dict(meta.get("objective", {}))
         self.lr_scale, self.rollbacks = meta.get("lr_scale", 1.0), meta.get("rollbacks", 0)
+        self.health.load_state_dict(meta.get("health", {}))
 
 
 def _per_net(train, key: str, net: str):
