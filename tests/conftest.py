@@ -1,6 +1,8 @@
 """Shared test set-up."""
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -18,4 +20,15 @@ def cache(tmp_path, monkeypatch):
     """Each test gets its own feature-classifier cache: nothing is written to the home directory."""
     folder = tmp_path / "cache"
     monkeypatch.setenv("GANFORGE_CACHE", str(folder))
+    return folder
+
+
+@pytest.fixture
+def unlabelled_folder(tmp_path):
+    """Twelve 16x16 gray noise images with no class sub-folders."""
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8), "L").save(folder / f"{i:02d}.png")
     return folder

@@ -372,14 +372,6 @@ def test_a_stopped_feature_classifier_training_is_continued(cache, monkeypatch):
 
 
 # Data sets without labels.
-@pytest.fixture
-def unlabelled_folder(tmp_path) -> Path:
-    folder = tmp_path / "pictures"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(12):
-        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8), "L").save(folder / f"{i:02d}.png")
-    return folder
 
 
 def test_unlabelled_folder_needs_inception_weights_or_a_classifier(unlabelled_folder, tmp_path, cache, capsys):

@@ -371,16 +371,6 @@ def test_loading_a_classifier_as_a_generator_points_to_classify_eval(classifier)
         ganforge.load(classifier)
 
 
-@pytest.fixture
-def unlabelled_folder(tmp_path) -> Path:
-    folder = tmp_path / "pictures"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(12):
-        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8), "L").save(folder / f"{i:02d}.png")
-    return folder
-
-
 def test_classify_needs_labels(unlabelled_folder, classifier, tmp_path, capsys):
     out = tmp_path / "c"
     assert main(["classify", "train", "--dataset", f"folder:{unlabelled_folder}", "--steps", "5",
