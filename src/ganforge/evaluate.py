@@ -110,17 +110,14 @@ def real_splits(data: DataConfig) -> tuple[ImageSet, ImageSet, str]:
     except DataError:
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
         cut = max(2, int(len(train) * HELDOUT_SHARE))
-        pick = lambda idx: ImageSet(train.images[idx], None if train.labels is None else train.labels[idx],
-                                    train.class_names, train.source)
-        return pick(order[cut:]), pick(order[:cut]), f"fixed {HELDOUT_SHARE:.0%} of the training images"
+        return train.subset(order[cut:]), train.subset(order[:cut]), \
+            f"fixed {HELDOUT_SHARE:.0%} of the training images"
 
 
 def _subset(images: ImageSet, limit: int) -> ImageSet:
     if len(images) <= limit:
         return images
-    idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(1))[:limit]
-    return ImageSet(images.images[idx], None if images.labels is None else images.labels[idx],
-                    images.class_names, images.source)
+    return images.subset(torch.randperm(len(images), generator=torch.Generator().manual_seed(1))[:limit])
 
 
 class Evaluator:

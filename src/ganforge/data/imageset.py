@@ -46,6 +46,11 @@ class ImageSet:
         labels = None if self.labels is None else self.labels.to(device)
         return ImageSet(self.images.to(device), labels, self.class_names, self.source)
 
+    def subset(self, index: torch.Tensor) -> "ImageSet":
+        """The images (and labels) at `index`."""
+        labels = None if self.labels is None else self.labels[index]
+        return ImageSet(self.images[index], labels, self.class_names, self.source)
+
     def nbytes(self) -> int:
         return self.images.numel() + (0 if self.labels is None else self.labels.numel() * 8)
 
