@@ -11,7 +11,10 @@ from ganforge.models import MODELS, DataShape, build_models
 
 SMALL = {"dcgan": {"g_width": 4, "d_width": 4}, "mlp": {"hidden": 16},
          "cnn": {"width": 4, "hidden": 8}, "resnet-cnn": {"width": 4, "hidden": 8},
-         "vae": {"width": 4, "latent_dim": 3}}
+         "vae": {"width": 4, "latent_dim": 3}, "resnet": {"g_width": 4, "d_width": 4},
+         "progressive": {"g_width": 4, "d_width": 4, "max_width": 8},
+         "stylegan": {"latent_dim": 8, "w_dim": 8, "mapping_layers": 2, "g_width": 4, "d_width": 4,
+                      "max_width": 8}}
 GANS = [n for n in MODELS.names() if MODELS.get(n).objective == "gan"]
 CLASSIFIERS = [n for n in MODELS.names() if MODELS.get(n).objective == "classifier"]
 
@@ -30,7 +33,11 @@ def cases():
 
 def build(name, resolution, channels, seed=0, classes=0):
     torch.manual_seed(seed)
-    return build_models(ModelConfig(name=name, args=dict(SMALL[name])), DataShape(resolution, channels, classes))
+    nets = build_models(ModelConfig(name=name, args=dict(SMALL[name])), DataShape(resolution, channels, classes))
+    for net in nets.values():
+        if hasattr(net, "set_step"):   # progressive growing: test the fully grown networks
+            net.set_step(10**9)
+    return nets
 
 
 @pytest.mark.parametrize("name,resolution,channels", list(cases()))

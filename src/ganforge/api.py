@@ -48,7 +48,7 @@ def make_config(config: Config | dict | str | Path | None = None, *, resume: str
         raw = cfg.set_key(raw, key, value)
     if resume is not None:
         raw = cfg.set_key(raw, "out", str(resume))
-    raw = _objective_train_defaults(_default_objective(raw))
+    raw = _objective_train_defaults(_model_defaults(_default_objective(raw)))
     resolved = cfg.from_dict(raw)
     check_config(resolved)
     # Write every option out, so a run keeps its settings even if defaults change later.
@@ -70,6 +70,20 @@ def _default_objective(raw: dict) -> dict:
     if name in MODELS:
         raw = cfg.merge(raw, {"objective": {"name": MODELS.get(name).objective}})
     return raw
+
+
+def _model_defaults(raw: dict) -> dict:
+    """Lay the architecture's own defaults (e.g. SNGAN's hinge loss and Adam betas) under
+    what the user gave; objective keys only while the model's own objective trains it."""
+    model = raw.get("model", {})
+    name = model.get("name", cfg.ModelConfig().name) if isinstance(model, dict) else None
+    if name not in MODELS or not MODELS.get(name).defaults:
+        return raw
+    arch = MODELS.get(name)
+    defaults = dict(arch.defaults)
+    if raw.get("objective", {}).get("name") != arch.objective:
+        defaults.pop("objective", None)
+    return cfg.merge(defaults, raw)
 
 
 def _objective_train_defaults(raw: dict) -> dict:

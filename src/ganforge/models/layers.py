@@ -1,6 +1,10 @@
 """Blocks and initialisation shared by several architectures."""
 from __future__ import annotations
 
+import math
+
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -18,3 +22,63 @@ def init_dcgan(module: nn.Module) -> None:
 
 def leaky() -> nn.LeakyReLU:
     return nn.LeakyReLU(0.2, inplace=True)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalised learning rate (Karras et al. 2018): weights start N(0, 1)
+    and are scaled by lr_mul / sqrt(fan_in) at run time, so Adam moves every layer at the same
+    pace. `lr_mul` < 1 slows a layer down (StyleGAN's mapping network uses 0.01)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 bias_init: float = 0.0, lr_mul: float = 1.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init))) if bias else None
+        self.scale, self.lr_mul = lr_mul / math.sqrt(in_features), lr_mul
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias * self.lr_mul
+        return F.linear(x, self.weight * self.scale, bias)
+
+
+class EqualConv2d(nn.Module):
+    """Conv2d with equalised learning rate (see EqualLinear); same padding by default."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 padding: int | None = None, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.scale = 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)
+        self.padding = kernel_size // 2 if padding is None else padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
+
+
+class PixelNorm(nn.Module):
+    """Normalises each pixel's feature vector to unit mean square (ProGAN's G normalisation)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+class MinibatchStd(nn.Module):
+    """Appends the standard deviation of features across groups of the batch as extra
+    channels (Karras et al. 2018), so D can see a lack of variety and punish collapse."""
+
+    def __init__(self, group_size: int = 4, channels: int = 1):
+        super().__init__()
+        self.group_size, self.channels = group_size, channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = min(self.group_size, n)
+        while n % g:                   # the largest group size that divides the batch
+            g -= 1
+        f = self.channels
+        y = x.float().reshape(g, -1, f, c // f, h, w)
+        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # (n/g, f, c/f, h, w)
+        y = y.mean(dim=(2, 3, 4)).reshape(-1, f, 1, 1)    # (n/g, f, 1, 1)
+        y = y.repeat(g, 1, h, w).to(x.dtype)
+        return torch.cat([x, y], dim=1)

@@ -1,7 +1,7 @@
 """The model registry: an Architecture couples an options dataclass with a build function."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from torch import nn
@@ -31,6 +31,10 @@ class Architecture:
     objective: str = "gan"                      # the objective used unless one is named
     labels: str = "optional"                    # "required" (classifiers), "optional" (model.conditional), "never"
     summary: str = ""
+    # Settings the family is made to train with, as config sections, e.g. {"objective":
+    # {"loss": "hinge"}, "train": {"lr": 2e-4}}; laid under the user's keys (the objective
+    # section only while the family's own objective is used).
+    defaults: dict = field(default_factory=dict)
 
 
 MODELS: Registry[Architecture] = Registry("model")

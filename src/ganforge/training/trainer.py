@@ -219,8 +219,17 @@ class Trainer:
             for group in optimizer.param_groups:
                 group["lr"] = self.base_lr[name] * factor * self.lr_scale
 
+    def _follow_schedule(self) -> None:
+        """Networks whose form depends on the step (progressive growing) learn it here; the
+        schedule is in the model config, so a resumed run is at the same stage."""
+        nets = [*self.nets.values(), *([self.ema.shadow] if self.ema is not None else [])]
+        for net in nets:
+            if hasattr(net, "set_step"):
+                net.set_step(self.step)
+
     def _train_step(self, sums: dict) -> None:
         self._set_learning_rates()
+        self._follow_schedule()
         batch = None
         for phase in self.objective.phases:
             if self.step % phase.every:
