@@ -21,16 +21,23 @@ from .models import MODELS, DataShape, check_shape, model_args
 from .objectives import OBJECTIVES, objective_args
 
 
-def make_config(config: Config | dict | str | Path | None = None, *, resume: str | Path | None = None,
-                overrides: Iterable[str] | dict = ()) -> Config:
-    """Resolve a config from layers: defaults < run dir (resume) < `config` < `overrides`.
+def make_config(config: Config | dict | str | Path | None = None, *, preset: str | None = None,
+                resume: str | Path | None = None, overrides: Iterable[str] | dict = ()) -> Config:
+    """Resolve a config from layers: defaults < the model's defaults < `preset` or the run
+    dir (resume) < `config` < `overrides`.
 
     Args:
         config: a Config, a nested dict, or a YAML file path.
+        preset: a named preset (`ganforge presets` lists them), e.g. "sngan-cifar10".
         resume: a run directory whose config.yaml is the base.
         overrides: `["train.steps=100", ...]` or `{"train.steps": 100}`.
     """
     raw: dict = {}
+    if preset is not None:
+        if resume is not None:
+            raise ConfigError("a preset starts a run; a resumed run keeps its own config (drop --preset)")
+        from .presets import load_preset
+        raw = load_preset(preset)
     if resume is not None:
         path = Path(resume) / rundir.CONFIG
         if not path.is_file():
@@ -103,12 +110,13 @@ def check_config(config: Config) -> None:
     check_shape(config.model, DataShape(config.data.resolution, config.data.channels))
 
 
-def train(config: Config | dict | str | Path | None = None, *, resume: str | Path | None = None,
-          overrides: Iterable[str] | dict = ()):
+def train(config: Config | dict | str | Path | None = None, *, preset: str | None = None,
+          resume: str | Path | None = None, overrides: Iterable[str] | dict = ()):
     """Train a model and return the Run (its directory, step reached, why it stopped).
 
     Args:
         config: a Config, nested dict or YAML path; None trains the default DCGAN on digits.
+        preset: a named preset laid under `config` (see `ganforge presets`).
         resume: a run directory to continue exactly where its last checkpoint stopped.
         overrides: `key=value` strings or a {dotted key: value} dict applied last.
 
@@ -119,7 +127,7 @@ def train(config: Config | dict | str | Path | None = None, *, resume: str | Pat
     """
     from .training import Trainer
 
-    resolved = make_config(config, resume=resume, overrides=overrides)
+    resolved = make_config(config, preset=preset, resume=resume, overrides=overrides)
     evaluator = None
     if resolved.log.eval_every and OBJECTIVES.get(resolved.objective.name).build.sample_net is None:
         raise ConfigError(f"log.eval_every: objective {resolved.objective.name!r} makes no images "

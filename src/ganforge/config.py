@@ -75,6 +75,9 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
     channels_last: Literal["auto", "yes", "no"] = "auto"
     sync_batchnorm: bool = False     # torchrun: batch-norm statistics over all ranks (CUDA)
+    compile: Literal["auto", "yes", "no"] = "auto"  # torch.compile the networks (auto: on CUDA)
+    optimizer_impl: Literal["auto", "fused", "foreach", "loop"] = "auto"  # Adam kernels (auto: fused)
+    cudnn_benchmark: bool = True     # CUDA: let cuDNN pick the fastest convolution algorithms
 
     def check(self) -> None:
         _require(self.batch_size >= 1, "train.batch_size", self.batch_size, "must be at least 1")
@@ -296,7 +299,7 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
-def _read_yaml(text: str, where: str):
+def parse_yaml(text: str, where: str):
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as error:
@@ -308,7 +311,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key=value, e.g. train.steps=100")
     key, _, value = text.partition("=")
-    parsed = _read_yaml(value, f"the value of override {text!r}") if value.strip() else ""
+    parsed = parse_yaml(value, f"the value of override {text!r}") if value.strip() else ""
     return key.strip(), parsed
 
 
@@ -317,7 +320,7 @@ def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
-    raw = _read_yaml(path.read_text(), f"config file {str(path)!r}") or {}
+    raw = parse_yaml(path.read_text(), f"config file {str(path)!r}") or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections")
     return raw

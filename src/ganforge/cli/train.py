@@ -47,6 +47,9 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: dict) -> Non
                         help="run directory [default: runs/<time>-<model>-<dataset>]")
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
                         help="continue the run in RUN_DIR from its last checkpoint")
+    parser.add_argument("--preset", metavar="NAME", default=None,
+                        help="start from a named preset (ganforge presets lists them); "
+                             "--config, the options and --set override it")
     parser.add_argument("--config", metavar="FILE.yaml", default=None,
                         help="YAML config file (sections: data, model, objective, train, log)")
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
@@ -67,8 +70,8 @@ def add_parser(commands, name: str) -> None:
 
 
 def resolve(args: argparse.Namespace, defaults: dict):
-    """Config from layers: the command's defaults (not on resume) < --resume's run <
-    --config FILE < the named options < --set."""
+    """Config from layers: the command's defaults (not on resume) < --preset or --resume's
+    run < --config FILE < the named options < --set."""
     from ..api import make_config
     from ..config import load_yaml, merge, parse_override, set_key
     from ..errors import ConfigError
@@ -80,6 +83,11 @@ def resolve(args: argparse.Namespace, defaults: dict):
     if not args.resume:
         for key, value in defaults.items():
             base = set_key(base, key, value)
+    if args.preset:
+        if args.resume:
+            raise ConfigError("--preset starts a run; --resume continues one with its own config")
+        from ..presets import load_preset
+        base = merge(base, load_preset(args.preset))
     if args.config:
         base = merge(base, load_yaml(args.config))
     overrides = {key: getattr(args, option) for option, (key, _, _) in OPTIONS.items()
