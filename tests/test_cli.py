@@ -329,6 +329,7 @@ def test_sample_labels_on_unconditional_model_exits_2(run, tmp_path, capsys):
     (["--out", "grid.jpg"], "--out"),
     (["--labels", "a,b"], "--labels"),
     (["--checkpoint", "best"], "best"),
+    (["--truncation", "1.5"], "truncation"),
 ])
 def test_sample_bad_options_exit_2(run, tmp_path, monkeypatch, capsys, options, needle):
     monkeypatch.chdir(tmp_path)
@@ -349,3 +350,13 @@ def test_load_sample_api(run):
     assert not np.array_equal(images, model.sample(7, seed=6))
     assert images.min() < images.max()  # not a blank image
     assert model.sample(0).shape == (0, 32, 32, 1)
+
+
+def test_truncation_in_z_space_for_generators_without_a_mapping(run, tmp_path):
+    """psi=1 is no truncation; psi=0 gives every image from z=0 (the mean latent)."""
+    model = ganforge.load(run)
+    np.testing.assert_array_equal(model.sample(4, seed=2, truncation=1.0), model.sample(4, seed=2))
+    mean = model.sample(4, seed=2, truncation=0.0)
+    assert all(np.array_equal(mean[0], image) for image in mean)
+    half = sample_npz(run, tmp_path / "half.npz", "-n", "4", "--seed", "2", "--truncation", "0.5")
+    assert not np.array_equal(half, mean[..., 0]) and not np.array_equal(half, model.sample(4, seed=2)[..., 0])

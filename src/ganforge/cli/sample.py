@@ -22,6 +22,9 @@ def add_parser(commands, name: str) -> None:
                              "(repeated to n) [default: cycle through the classes]")
     parser.add_argument("--class", dest="class_", type=int, default=None, metavar="C",
                         help="conditional models: every image of class C (same as --labels C)")
+    parser.add_argument("--truncation", type=float, default=None, metavar="PSI",
+                        help="truncation trick, psi in [0, 1]: stylegan moves w towards its mean, "
+                             "other models scale z; lower is more typical, less varied [default: off]")
     parser.add_argument("--checkpoint", default="last",
                         help="last, best, step-NNNNNN or a .safetensors path [default: last]")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... [default: cpu]")
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     model = load(args.run, args.checkpoint, args.device)
     if labels is None and model.num_classes:
         labels = [i % model.num_classes for i in range(args.n)]  # recorded as y in --npz
-    images = model.sample(args.n, seed=args.seed, labels=labels, batch_size=args.batch_size)
+    images = model.sample(args.n, seed=args.seed, labels=labels, batch_size=args.batch_size,
+                          truncation=args.truncation)
     out = args.out or str(Path(args.run) / "samples" / f"sample-seed{args.seed}.png")
     if out.endswith(("/", "\\")) or Path(out).is_dir():
         paths = save_each(images, out)

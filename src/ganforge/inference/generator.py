@@ -17,16 +17,28 @@ from ..rundir import find_checkpoint
 
 @torch.inference_mode()
 def generate(net: torch.nn.Module, n: int, seed: int = 0, labels: torch.Tensor | None = None,
-             batch_size: int = 500) -> torch.Tensor:
+             batch_size: int = 500, truncation: float | None = None) -> torch.Tensor:
     """`n` images from a generator as uint8 N x C x H x W on the CPU. The noise comes from
-    `seed` alone, so the same seed gives the same images at any batch size."""
+    `seed` alone, so the same seed gives the same images at any batch size.
+
+    `truncation` psi trades variety for fidelity: style-based generators move w towards
+    their average w (psi=0 gives the mean image); other generators scale z towards its
+    mean 0 by psi, the same idea in z space."""
     device = next(net.parameters()).device
     z = torch.randn(n, net.latent_dim, generator=torch.Generator().manual_seed(seed))
+    extra = {}
+    if truncation is not None:
+        if not 0 <= truncation <= 1:
+            raise ConfigError(f"truncation={truncation}: must be in [0, 1] (1 is no truncation)")
+        if getattr(net, "supports_truncation", False):
+            extra = {"truncation": truncation}
+        else:
+            z = z * truncation
     out = [torch.empty(0, net.channels, net.resolution, net.resolution, dtype=torch.uint8)]
     for start in range(0, n, batch_size):
         zb = z[start:start + batch_size].to(device)
         lb = None if labels is None else labels[start:start + batch_size].to(device)
-        out.append(to_uint8(net(zb, lb)).cpu())
+        out.append(to_uint8(net(zb, lb, **extra)).cpu())
     return torch.cat(out)
 
 
@@ -45,7 +57,7 @@ class TrainedGenerator:
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int = 0, labels: Sequence[int] | None = None,
-               batch_size: int = 500) -> "numpy.ndarray":
+               batch_size: int = 500, truncation: float | None = None) -> "numpy.ndarray":
         """Generate `n` images as a uint8 N x H x W x C array (C is 1 or 3).
 
         The same seed gives the same images whatever the batch size.
@@ -56,13 +68,14 @@ class TrainedGenerator:
             labels: class per image (conditional models only); length n. Conditional
                 models cycle through the classes when it is not given.
             batch_size: images per forward pass.
+            truncation: psi in [0, 1]; lower is closer to the average image (see `generate`).
 
         Example:
             >>> images = ganforge.load("runs/demo").sample(16, seed=1)
         """
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
-        return to_hwc(generate(self.net, n, seed, self._labels(labels, n), batch_size))
+        return to_hwc(generate(self.net, n, seed, self._labels(labels, n), batch_size, truncation))
 
     @torch.inference_mode()
     def reconstruct(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
