@@ -36,7 +36,7 @@ CHUNK = 5           # steps of one loop before switching to the other, when both
 def benchmark(model: str = "dcgan", resolution: int = 32, channels: int = 1, batch_size: int = 64,
               steps: int = 20, warmup: int = 5, repeats: int = 3, device: str = "auto",
               precision: str = "fp32", channels_last: str = "auto", sample_n: int = 10000,
-              reference: bool = True, dataset: str = "digits") -> dict:
+              reference: bool = True, dataset: str = "digits", settings: dict | None = None) -> dict:
     """Measure training and sampling speed; returns a flat dict of numbers and strings.
 
     Args:
@@ -49,6 +49,7 @@ def benchmark(model: str = "dcgan", resolution: int = 32, channels: int = 1, bat
             train.channels_last; the reference always runs as written (fp32, default layout).
         sample_n: images generated per sampling run (0: no sampling).
         reference: also time the textbook loop and report ganforge / reference.
+        settings: further config keys for ganforge's side, e.g. {"train.compile": "yes"}.
 
     Keys: train_images_per_s, reference_images_per_s and ratio (the median over the timed
     blocks of ganforge / reference within the block; absent when the reference is skipped,
@@ -75,7 +76,8 @@ def benchmark(model: str = "dcgan", resolution: int = 32, channels: int = 1, bat
             "data.channels": channels, "train.batch_size": batch_size,
             "train.steps": warmup + steps * repeats, "train.device": device,
             "train.precision": precision, "train.channels_last": channels_last,
-            "log.progress": False, "log.tensorboard": "no", "out": str(Path(tmp) / "run")})
+            "log.progress": False, "log.tensorboard": "no", **(settings or {}),
+            "out": str(Path(tmp) / "run")})
         trainer = Trainer(config)
         dev = trainer.device
         result.update(_machine(dev))
@@ -85,6 +87,8 @@ def benchmark(model: str = "dcgan", resolution: int = 32, channels: int = 1, bat
             "precision": {torch.float32: "fp32", torch.bfloat16: "bf16",
                           torch.float16: "fp16"}[trainer.dtype],
             "channels_last": "yes" if trainer.channels_last else "no",
+            "compile": "yes" if trainer.compiled else "no",
+            "adam": _adam_impl(next(iter(trainer.optimizers.values()))),
             "ganforge_params": sum(p.numel() for net in trainer.nets.values() for p in net.parameters()),
         })
         # A step updates every network once (gan: one D and one G update on one real batch);
@@ -161,7 +165,8 @@ def format_bench(result: dict) -> str:
     r = result
     lines = [f"ganforge bench: {r['model']} {r['resolution']}x{r['resolution']}x{r['channels']} "
              f"on {r['dataset']}, batch {r['batch_size']}, {r['precision']}, "
-             f"channels_last {r['channels_last']}",
+             f"channels_last {r['channels_last']}, compile {r.get('compile', 'no')}, "
+             f"Adam {r.get('adam', '?')}",
              f"  {r['device']} ({r['device_name']}), torch {r['torch']}, {r['threads']} threads, "
              f"{r['cpu_count']} CPUs, load avg {r['load_avg_before']} -> {r['load_avg_after']}",
              f"  other processes kept {_num(r.get('other_cpu_load'), '.2f')} CPUs busy during the "
@@ -194,6 +199,12 @@ def format_bench(result: dict) -> str:
         lines.append("  WARNING: other processes used the CPUs while this ran; the speeds, and "
                      "the ratio too, are not reliable. Run again on a quiet machine.")
     return "\n".join(lines)
+
+
+def _adam_impl(optimizer: torch.optim.Optimizer) -> str:
+    if optimizer.defaults.get("fused"):
+        return "fused"
+    return "foreach" if optimizer.defaults.get("foreach") else "loop"
 
 
 # Timing.

@@ -22,11 +22,14 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("--channels-last", default="auto", help="auto, yes, no [default: auto]")
     parser.add_argument("--sample-n", type=int, default=10000, help="images per sampling run (0: skip) [default: 10000]")
     parser.add_argument("--no-reference", action="store_true", help="skip the reference loop")
+    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                        help="any config key for ganforge's side, e.g. --set train.compile=yes (repeatable)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the result as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..bench import benchmark, format_bench
+    from ..config import parse_override
     from ..errors import ConfigError
 
     for key in ("steps", "repeats", "batch_size"):
@@ -34,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{key.replace('_', '-')} {getattr(args, key)}: must be at least 1")
     result = benchmark(args.model, args.resolution, args.channels, args.batch_size, args.steps,
                        args.warmup, args.repeats, args.device, args.precision, args.channels_last,
-                       args.sample_n, not args.no_reference)
+                       args.sample_n, not args.no_reference,
+                       settings=dict(parse_override(text) for text in args.set))
     print(format_bench(result))
     if args.json:
         with open(args.json, "w") as handle:

@@ -39,6 +39,7 @@ class Objective:
 
     phases: list[Phase]
     sample_net: str | None = "G"       # the network sampled from (through its EMA); None: none
+    double_backward: bool = False      # a loss differentiates a gradient (penalties): no torch.compile
 
     def __init__(self, args, nets: dict[str, nn.Module]):
         self.args, self.nets = args, nets

@@ -73,6 +73,7 @@ class GANObjective(Objective):
         if args.spectral_norm:
             add_spectral_norm(self.D)
         self.gp_weight = self.adv.gradient_penalty if args.gp_weight is None else args.gp_weight
+        self.double_backward = bool(self.gp_weight or args.r1_gamma)
         self.reg_scale = 1.0           # raised by the health controller against collapse
         self.policy = parse_policy(args.augment or (DEFAULT_POLICY if args.ada else ""))
         self.p = args.augment_p if args.augment_p is not None else (0.0 if args.ada else 1.0)

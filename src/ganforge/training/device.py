@@ -50,3 +50,46 @@ def use_channels_last(config: TrainConfig, device: torch.device) -> bool:
     if config.channels_last == "auto":
         return device.type in ("cuda", "cpu")
     return config.channels_last == "yes"
+
+
+def adam_options(config: TrainConfig, device: torch.device) -> dict:
+    """Adam's implementation: `fused` (one kernel over all parameters; CUDA, and CPU from
+    PyTorch 2.4), `foreach` (a few batched kernels) or `loop` (one parameter at a time, the
+    textbook code). auto takes fused where this PyTorch has it, else foreach."""
+    choice = config.optimizer_impl
+    if choice in ("auto", "fused"):
+        try:
+            torch.optim.Adam([torch.zeros(1, device=device, requires_grad=True)], fused=True)
+            return {"fused": True}
+        except (RuntimeError, TypeError) as error:
+            if choice == "fused":
+                raise ConfigError(f"train.optimizer_impl=fused: not available for {device.type} in "
+                                  f"PyTorch {torch.__version__} ({error}); use foreach") from None
+            choice = "foreach"
+    return {"foreach": choice == "foreach"}
+
+
+def use_compile(config: TrainConfig, device: torch.device, double_backward: bool) -> bool:
+    """Whether to torch.compile the networks. Gradient penalties (WGAN-GP, R1) differentiate D
+    twice, which compiled graphs do not support, so auto leaves those runs eager."""
+    choice = config.compile
+    if choice == "yes" and double_backward:
+        raise ConfigError("train.compile=yes: this objective differentiates twice (gradient penalty "
+                          "or R1), which torch.compile does not support; set train.compile=no")
+    if choice == "auto":
+        return device.type == "cuda" and not double_backward
+    return choice == "yes"
+
+
+def compiled(net: torch.nn.Module) -> torch.nn.Module:
+    """`net` compiled, falling back to eager execution (with a warning) where compilation is
+    not possible: no C++ compiler, an unsupported Python, an operation dynamo cannot trace."""
+    import warnings
+
+    try:
+        import torch._dynamo
+        torch._dynamo.config.suppress_errors = True  # a graph that fails to compile runs eagerly
+        return torch.compile(net)
+    except Exception as error:  # noqa: BLE001 - any failure here means: run eagerly
+        warnings.warn(f"torch.compile is not available here ({error}); training runs eagerly")
+        return net

@@ -26,7 +26,7 @@ from ..imageio import grid, save_png, to_hwc
 from ..models import build_models, data_shape
 from ..objectives import build_objective
 from .batches import EpochSampler
-from .device import autocast, pick_device, pick_dtype, use_channels_last
+from .device import adam_options, autocast, compiled, pick_device, pick_dtype, use_channels_last, use_compile
 from .ema import EMA
 from .health import HealthMonitor
 from .logger import Logger
@@ -57,6 +57,8 @@ class Trainer:
         self.evaluator, self.best_fid = evaluator, math.inf
         self.run_dir = Path(config.out)
         self.device = distributed.setup(str(pick_device(train.device)))
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = train.cudnn_benchmark
         if train.batch_size % distributed.world_size():
             raise ConfigError(f"train.batch_size={train.batch_size} must divide evenly over "
                               f"{distributed.world_size()} processes (it is the global batch)")
@@ -78,12 +80,17 @@ class Trainer:
         # Under torchrun the objective trains through DDP-wrapped networks (same parameters).
         self.train_nets = {name: distributed.wrap(net, self.device, train.sync_batchnorm)
                            for name, net in self.nets.items()}
+        self.compiled = use_compile(train, self.device, self.objective.double_backward)
+        if self.compiled:
+            self.train_nets = {name: compiled(net) for name, net in self.train_nets.items()}
         self.objective.use_nets(self.train_nets)
         stepped = dict.fromkeys(phase.net for phase in self.objective.phases)
         self.base_lr = {name: _per_net(train, "lr", name) or train.lr for name in stepped}
+        adam = adam_options(train, self.device)
         self.optimizers = {
             name: torch.optim.Adam(self.nets[name].parameters(), lr=self.base_lr[name],
-                                   betas=tuple(_per_net(train, "betas", name) or (train.beta1, train.beta2)))
+                                   betas=tuple(_per_net(train, "betas", name) or (train.beta1, train.beta2)),
+                                   **adam)
             for name in stepped}
         self.health, self.lr_scale, self.rollbacks = HealthMonitor(config.health), 1.0, 0
         self._counts, self._counted_since = {}, 0  # per logged value: steps that produced it
@@ -265,7 +272,7 @@ class Trainer:
         gradient reduction (D called in G's phase)."""
         stack = contextlib.ExitStack()
         for name, net in self.train_nets.items():
-            if net is not self.nets[name] and name != phase.net and name not in phase.graph_of:
+            if hasattr(net, "no_sync") and name != phase.net and name not in phase.graph_of:
                 stack.enter_context(net.no_sync())
         return stack
 
@@ -387,6 +394,7 @@ class Trainer:
             self.ema.shadow.load_state_dict(_strip(tensors, f"ema.{self.objective.sample_net}."))
         for name, opt in self.optimizers.items():
             opt.load_state_dict(checkpoint.unflatten(meta["optimizers"][name], tensors))
+            _match_layout(opt)
         self.scaler.load_state_dict(checkpoint.unflatten(meta["scaler"], tensors))
         self.sampler.restore(tensors, meta["sampler"])
         torch.set_rng_state(tensors["rng.torch"])
@@ -402,6 +410,19 @@ class Trainer:
 def _per_net(train, key: str, net: str):
     """train.lr_d / train.betas_g ... for the networks G and D; None elsewhere."""
     return getattr(train, f"{key}_{net.lower()}", None) if net in ("G", "D") else None
+
+
+def _match_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give loaded optimiser state the memory layout of its parameter (checkpoints hold
+    contiguous tensors; channels_last weights need channels_last moments). The fused Adam
+    kernel walks parameter and moments as flat memory, so a layout mismatch would pair each
+    weight with another weight's moments."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                    state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
