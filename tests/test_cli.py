@@ -360,3 +360,12 @@ def test_truncation_in_z_space_for_generators_without_a_mapping(run, tmp_path):
     assert all(np.array_equal(mean[0], image) for image in mean)
     half = sample_npz(run, tmp_path / "half.npz", "-n", "4", "--seed", "2", "--truncation", "0.5")
     assert not np.array_equal(half, mean[..., 0]) and not np.array_equal(half, model.sample(4, seed=2)[..., 0])
+
+
+def test_models_lists_every_architecture_once(capsys):
+    from ganforge.models import MODELS
+
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == MODELS.names()
+    assert all(MODELS.get(line.split()[0]).objective == line.split()[1] for line in lines)

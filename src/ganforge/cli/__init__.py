@@ -5,10 +5,10 @@ import argparse
 import sys
 
 from ..errors import GanforgeError
-from . import bench, classify, evaluate, presets, reconstruct, sample, train
+from . import bench, classify, evaluate, models, presets, reconstruct, sample, train
 
 COMMANDS = {"train": train, "sample": sample, "evaluate": evaluate, "reconstruct": reconstruct,
-            "classify": classify, "bench": bench, "presets": presets}
+            "classify": classify, "bench": bench, "models": models, "presets": presets}
 
 
 def build_parser() -> argparse.ArgumentParser:
