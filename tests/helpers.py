@@ -1,4 +1,4 @@
-"""Helpers shared by the CLI tests."""
+"""Helpers shared by the test files."""
 
 
 def error_line(capsys, command: str = "train") -> str:
@@ -9,3 +9,24 @@ def error_line(capsys, command: str = "train") -> str:
     assert len(lines) == 1, err
     assert lines[0].startswith(f"ganforge {command}: error: "), err
     return lines[0]
+
+
+def assert_resume_is_exact(tmp_path, overrides: dict, steps: int, split: int) -> dict:
+    """Train `steps` straight, and `split` then resumed to `steps`: every checkpoint tensor
+    (networks, EMA, optimisers, data order, RNG) must be equal. Returns the tensors."""
+    import torch
+
+    import ganforge
+    from ganforge import checkpoint
+
+    straight = ganforge.train(overrides={**overrides, "train.steps": steps, "out": str(tmp_path / "straight")})
+    ganforge.train(overrides={**overrides, "train.steps": split, "out": str(tmp_path / "split")})
+    resumed = ganforge.train(resume=tmp_path / "split", overrides={"train.steps": steps})
+    assert straight.step == resumed.step == steps
+    a, _ = checkpoint.load(straight.dir / "checkpoints" / "last.safetensors")
+    b, _ = checkpoint.load(resumed.dir / "checkpoints" / "last.safetensors")
+    assert a.keys() == b.keys()
+    assert any(k.startswith("optim.D.state") or k.startswith("optim.G.state") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    return a

@@ -9,10 +9,8 @@ import math
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import ganforge
 import ganforge.cli.classify

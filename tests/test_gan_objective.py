@@ -548,3 +548,24 @@ def test_conditional_samples_are_recognised_as_the_requested_classes(tmp_path):
     print(f"conditional accuracy {accuracy:.3f}; per class "
           f"{[round(float((predicted[labels == c] == c).mean()), 2) for c in range(10)]}")
     assert accuracy > 0.3, accuracy
+
+
+def test_drift_adds_epsilon_times_mean_squared_real_score():
+    """ProGAN's drift term: the D loss grows by exactly drift * mean(D(real)^2)."""
+    networks = nets(d_batchnorm=False)
+    batch = real_batch()
+    losses = []
+    for drift in (0.0, 0.5):
+        torch.manual_seed(3)
+        objective = GANObjective(GANArgs(loss="wgan", drift=drift), networks)
+        losses.append(objective.loss("D", batch)[0])
+    real = networks["D"](batch.images)
+    torch.testing.assert_close(losses[1] - losses[0], 0.5 * real.pow(2).mean(), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ConfigError, match="objective.drift"):
+        GANArgs(drift=-1.0).check()
+
+
+def test_spectral_norm_refuses_equalised_layers(tmp_path):
+    with pytest.raises(ConfigError, match="objective.spectral_norm"):
+        GANObjective(GANArgs(spectral_norm=True), build_models(
+            ModelConfig(name="progressive", args={"g_width": 4, "d_width": 4, "max_width": 8}), DataShape(16, 1)))

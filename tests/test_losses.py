@@ -10,7 +10,6 @@ from torch.nn.utils import parametrize
 
 from ganforge.errors import ConfigError
 from ganforge.losses import GAN_LOSSES, GANLoss, ns_d_loss, ns_d_loss_smoothed
-from ganforge.losses import regularizers
 from ganforge.losses.regularizers import (add_spectral_norm, clip_weights_, gradient_penalty,
                                           r1_penalty)
 

@@ -130,4 +130,6 @@ def wrap(net: nn.Module, device: torch.device, sync_batchnorm: bool) -> nn.Modul
     # then warns every step about a copy it makes. Harmless, so said once here instead.
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     ids = [device.index] if device.type == "cuda" else None
-    return DataParallel(net, device_ids=ids)
+    # Progressive growing leaves the parameters of stages not yet grown without gradients.
+    unused = hasattr(net, "idle_parameters")
+    return DataParallel(net, device_ids=ids, find_unused_parameters=unused)

@@ -70,6 +70,12 @@ def add_spectral_norm(module: nn.Module, n_power_iterations: int = 1) -> nn.Modu
     estimate is used.
     """
     layers = [m for m in module.modules() if isinstance(m, SPECTRAL_NORM_LAYERS)]
+    unknown = [name for name, m in module.named_modules() if not isinstance(m, SPECTRAL_NORM_LAYERS)
+               and isinstance(getattr(m, "weight", None), nn.Parameter) and m.weight.dim() >= 2]
+    if unknown:
+        raise ConfigError(f"spectral norm (objective.spectral_norm): layers {', '.join(unknown[:3])}{' ...' if len(unknown) > 3 else ''} "
+                          f"({type(module.get_submodule(unknown[0])).__name__}) are not plain conv/linear "
+                          f"layers (e.g. equalised learning rate); this model does not take spectral norm")
     for layer in layers:
         if not parametrize.is_parametrized(layer, "weight"):
             spectral_norm(layer, "weight", n_power_iterations=n_power_iterations)

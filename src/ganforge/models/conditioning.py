@@ -44,3 +44,27 @@ class ProjectionHead(nn.Module):
 
     def classify(self, phi: torch.Tensor) -> torch.Tensor:
         return self.aux(phi)
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Class-conditional batch norm (de Vries et al. 2017; Miyato & Koyama 2018): batch norm
+    without its own affine step, then a per-class gain and bias looked up by label. The gains
+    start at 1 and the biases at 0, so it begins as plain batch norm for every class."""
+
+    def __init__(self, features: int, num_classes: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"ConditionalBatchNorm2d needs at least 1 class, got {num_classes}")
+        self.num_classes = num_classes
+        self.norm = nn.BatchNorm2d(features, eps=eps, momentum=momentum, affine=False)
+        self.gain = nn.Embedding(num_classes, features)
+        self.bias = nn.Embedding(num_classes, features)
+        nn.init.ones_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if labels is None:
+            raise ValueError("this generator is class-conditional: pass labels")
+        gain = self.gain(labels)[:, :, None, None]
+        bias = self.bias(labels)[:, :, None, None]
+        return self.norm(x) * gain + bias

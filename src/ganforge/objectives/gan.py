@@ -32,6 +32,7 @@ class GANArgs:
     r1_every: int = 1                  # lazy R1: every k steps, scaled by k
     spectral_norm: bool = False        # spectral norm on every layer of D
     label_smoothing: float = 0.0       # one-sided: D's real target becomes 1 - this (ns loss)
+    drift: float = 0.0                 # ProGAN's epsilon-drift: + drift * D(real)^2 keeps critic scores near 0
     acgan_weight: float = 0.0          # conditional models: auxiliary-classifier loss weight (ACGAN)
     augment: str = ""                  # DiffAugment policy, e.g. translation,color,cutout
     augment_p: Union[float, None] = None  # probability per op and image (default 1; with ada 0)
@@ -44,7 +45,7 @@ class GANArgs:
         for key in ("d_steps", "r1_every", "ada_speed"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"objective.{key}={getattr(self, key)}: must be at least 1")
-        for key in ("gp_weight", "r1_gamma", "acgan_weight"):
+        for key in ("gp_weight", "r1_gamma", "acgan_weight", "drift"):
             value = getattr(self, key)
             if value is not None and value < 0:
                 raise ConfigError(f"objective.{key}={value}: must be >= 0")
@@ -145,6 +146,8 @@ class GANObjective(Objective):
         else:
             loss = self.adv.d_loss(real, fake)
         values = {}
+        if self.args.drift:
+            loss = loss + self.args.drift * real.float().pow(2).mean()
         if self.gp_weight:
             labels = None if self.args.acgan_weight else real_labels
             penalty = gradient_penalty(self.D, batch.images, self._fake, labels)

@@ -89,6 +89,8 @@ def compiled(net: torch.nn.Module) -> torch.nn.Module:
     try:
         import torch._dynamo
         torch._dynamo.config.suppress_errors = True  # a graph that fails to compile runs eagerly
+        # Progressive growing makes a graph per stage and fade (10 at 32 px): above the default limit of 8.
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
         return torch.compile(net)
     except Exception as error:  # noqa: BLE001 - any failure here means: run eagerly
         warnings.warn(f"torch.compile is not available here ({error}); training runs eagerly")
