@@ -59,7 +59,7 @@ def test_every_preset_trains_two_steps(name, tmp_path):
     raw = presets.load_preset(name)
     run = ganforge.train(preset=name, overrides={
         "data.name": "digits", "train.batch_size": 4, "train.steps": 2, "log.progress": False,
-        "log.tensorboard": "no", "log.eval_every": 0, "out": str(tmp_path / "run")})
+        "log.tensorboard": "no", "log.eval_every": 0, "log.grid_size": 4, "out": str(tmp_path / "run")})
     assert run.step == 2
     images = run.load().sample(2)
     size = raw["data"]["resolution"]
