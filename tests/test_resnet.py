@@ -216,10 +216,14 @@ def test_sngan_training_defaults_lie_under_the_users_keys():
     assert config.objective.args["loss"] == "hinge" and config.objective.args["d_steps"] == 5
     assert (config.train.lr, config.train.beta1, config.train.beta2) == (2e-4, 0.0, 0.9)
     assert config.model.args["spectral_norm"] is True
-    mine = ganforge.make_config(overrides={"model.name": "resnet", "objective.loss": "ns",
+    mine = ganforge.make_config(overrides={"model.name": "resnet", "objective.d_steps": 2,
                                            "train.beta1": 0.5})
-    assert mine.objective.args["loss"] == "ns" and mine.objective.args["d_steps"] == 5
+    assert mine.objective.args["loss"] == "hinge" and mine.objective.args["d_steps"] == 2
     assert mine.train.beta1 == 0.5 and mine.train.beta2 == 0.9
+    # Another loss: the family's objective settings yield, its optimiser settings stay.
+    other = ganforge.make_config(overrides={"model.name": "resnet", "objective.loss": "ns"})
+    assert other.objective.args["loss"] == "ns" and other.objective.args["d_steps"] == 1
+    assert (other.train.beta1, other.train.beta2) == (0.0, 0.9)
 
 
 # ----------------------------------------------------------------------- training end to end

@@ -88,7 +88,11 @@ def _model_defaults(raw: dict) -> dict:
         return raw
     arch = MODELS.get(name)
     defaults = dict(arch.defaults)
-    if raw.get("objective", {}).get("name") != arch.objective:
+    objective = raw.get("objective", {})
+    # The family's objective settings go with its objective and loss: with another loss
+    # (e.g. stylegan's R1 with a weight-clipping WGAN) they would not fit, so they yield.
+    own_loss = defaults.get("objective", {}).get("loss")
+    if objective.get("name") != arch.objective or objective.get("loss", own_loss) != own_loss:
         defaults.pop("objective", None)
     return cfg.merge(defaults, raw)
 
