@@ -11,7 +11,7 @@ from torch import nn
 from ..errors import ConfigError
 from .conditioning import LabelToNoise, ProjectionHead
 from .layers import init_dcgan, leaky
-from .registry import MODELS, Architecture, DataShape
+from .registry import MODELS, Architecture, DataShape, gan_pair
 
 RESOLUTIONS = (16, 28, 32, 64, 128)
 
@@ -87,8 +87,7 @@ class Discriminator(nn.Module):
         return (logits, self.project.classify(phi)) if with_classes else logits
 
 
-def build(args: DCGANArgs, shape: DataShape) -> dict[str, nn.Module]:
-    return {"G": Generator(args, shape), "D": Discriminator(args, shape)}
+build = gan_pair(Generator, Discriminator)
 
 
 MODELS.register("dcgan")(Architecture(DCGANArgs, build, RESOLUTIONS,

@@ -9,7 +9,7 @@ from torch import nn
 from ..errors import ConfigError
 from .conditioning import LabelToNoise, ProjectionHead
 from .layers import leaky
-from .registry import MODELS, Architecture, DataShape
+from .registry import MODELS, Architecture, DataShape, gan_pair
 
 
 @dataclass
@@ -63,8 +63,7 @@ class Discriminator(nn.Module):
         return (logits, self.project.classify(phi)) if with_classes else logits
 
 
-def build(args: MLPArgs, shape: DataShape) -> dict[str, nn.Module]:
-    return {"G": Generator(args, shape), "D": Discriminator(args, shape)}
+build = gan_pair(Generator, Discriminator)
 
 
 MODELS.register("mlp")(Architecture(MLPArgs, build, None,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from torch import nn
 from ..errors import ConfigError
 from .conditioning import LabelToNoise, ProjectionHead
 from .layers import EqualConv2d, EqualLinear, MinibatchStd, PixelNorm
-from .registry import MODELS, Architecture, DataShape
+from .registry import MODELS, Architecture, DataShape, gan_pair
 
 RESOLUTIONS = (8, 16, 32, 64, 128, 256)
 GAIN = math.sqrt(2.0)  # He gain of the paper's equalised layers, applied after each LeakyReLU
@@ -162,7 +163,7 @@ class Generator(_Growing):
         self.num_classes = shape.num_classes
         self._init_growth(args, shape.resolution)
         full = shape.resolution
-        width = lambda r: _width(args.g_width, args.max_width, r, full)  # noqa: E731
+        width = partial(_width, args.g_width, args.max_width, full=full)  # channels at r x r
         self.condition = LabelToNoise(shape.num_classes, args.embed_dim)
         self.norm = PixelNorm()
         self.dense = EqualLinear(args.latent_dim + self.condition.extra, width(4) * 16)
@@ -208,7 +209,7 @@ class Discriminator(_Growing):
         self.num_classes = shape.num_classes
         self._init_growth(args, shape.resolution)
         full = shape.resolution
-        width = lambda r: _width(args.d_width, args.max_width, r, full)  # noqa: E731
+        width = partial(_width, args.d_width, args.max_width, full=full)  # channels at r x r
         self.from_rgb = nn.ModuleDict({str(r): EqualConv2d(shape.channels, width(r), 1) for r in self.stages})
         # blocks["8"] turns 8x8 features into 4x4 ones, and so on.
         self.blocks = nn.ModuleDict({
@@ -259,8 +260,7 @@ def _doublings(low: int, high: int) -> list[int]:
     return out
 
 
-def build(args: ProgressiveArgs, shape: DataShape) -> dict[str, nn.Module]:
-    return {"G": Generator(args, shape), "D": Discriminator(args, shape)}
+build = gan_pair(Generator, Discriminator)
 
 
 MODELS.register("progressive")(Architecture(

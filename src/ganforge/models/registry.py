@@ -40,6 +40,13 @@ class Architecture:
 MODELS: Registry[Architecture] = Registry("model")
 
 
+def gan_pair(generator: type, discriminator: type) -> Callable[[object, DataShape], dict[str, nn.Module]]:
+    """The build function of a GAN family: its generator and discriminator from the same options."""
+    def build(args, shape: DataShape) -> dict[str, nn.Module]:
+        return {"G": generator(args, shape), "D": discriminator(args, shape)}
+    return build
+
+
 def model_args(config: ModelConfig):
     """The chosen architecture's options, checked (unknown keys and wrong types are errors)."""
     arch = MODELS.get(config.name)

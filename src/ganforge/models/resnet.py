@@ -35,7 +35,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..losses.regularizers import add_spectral_norm
 from .conditioning import ConditionalBatchNorm2d, ProjectionHead
-from .registry import MODELS, Architecture, DataShape
+from .registry import MODELS, Architecture, DataShape, gan_pair
 
 RESOLUTIONS = (16, 32, 64, 128)
 
@@ -197,8 +197,7 @@ class Discriminator(nn.Module):
         return (logits, self.project.classify(phi)) if with_classes else logits
 
 
-def build(args: ResNetArgs, shape: DataShape) -> dict[str, nn.Module]:
-    return {"G": Generator(args, shape), "D": Discriminator(args, shape)}
+build = gan_pair(Generator, Discriminator)
 
 
 MODELS.register("resnet")(Architecture(

@@ -46,7 +46,7 @@ from torch import nn
 from ..errors import ConfigError
 from .conditioning import ProjectionHead
 from .layers import EqualConv2d, EqualLinear, MinibatchStd, PixelNorm
-from .registry import MODELS, Architecture, DataShape
+from .registry import MODELS, Architecture, DataShape, gan_pair
 
 RESOLUTIONS = (8, 16, 32, 64, 128, 256)
 SQRT2 = math.sqrt(2.0)
@@ -358,8 +358,7 @@ class Discriminator(nn.Module):
         return (logits, self.project.classify(phi)) if with_classes else logits
 
 
-def build(args: StyleGANArgs, shape: DataShape) -> dict[str, nn.Module]:
-    return {"G": Generator(args, shape), "D": Discriminator(args, shape)}
+build = gan_pair(Generator, Discriminator)
 
 
 MODELS.register("stylegan")(Architecture(
