@@ -21,6 +21,8 @@ def parse_args(doc: str, default_budget: float, default_out: str) -> argparse.Na
     parser.add_argument("--budget", type=float, default=default_budget, help="seconds of training per row")
     parser.add_argument("--out", default=default_out)
     parser.add_argument("--only", default=None, help="comma-separated row numbers (1-based)")
+    parser.add_argument("--precision", default="auto",
+                        help="train.precision of every row (the README tables were measured in fp32)")
     return parser.parse_args()
 
 
@@ -33,7 +35,8 @@ def run_rows(rows: list[tuple[str, list[str]]], args: argparse.Namespace, column
         name, options = rows[index]
         out = Path(args.out) / f"row{index + 1:02d}"
         command = ["ganforge", "train", "--time-budget", f"{args.budget:g}", "--steps", "1000000",
-                   *options, "--out", str(out), "--quiet", "--set", "health.enabled=false"]
+                   *options, "--precision", args.precision, "--out", str(out), "--quiet",
+                   "--set", "health.enabled=false"]
         start = time.perf_counter()
         assert cli_main(command[1:]) == 0, command
         wall = time.perf_counter() - start

@@ -8,6 +8,7 @@ import ganforge
 from ganforge import bench
 from ganforge.config import ModelConfig
 from ganforge.models import DataShape, build_models
+from ganforge.training import device
 
 TINY = dict(steps=2, warmup=1, repeats=1, sample_n=50, resolution=32, batch_size=16, device="cpu")
 
@@ -34,7 +35,9 @@ def test_benchmark_reports_speeds_and_ratio(tmp_path, monkeypatch):
     # One block each: the ratio is the ratio of the two speeds.
     assert result["ratio"] == pytest.approx(result["train_images_per_s"] / result["reference_images_per_s"])
     assert result["ganforge_params"] == result["reference_params"]
-    assert result["precision"] == "fp32" and result["device"] == "cpu"
+    # auto precision: bf16 where the CPU has bf16 units, fp32 elsewhere
+    expected = "bf16" if device.cpu_has_bf16_units() else "fp32"
+    assert result["precision"] == expected and result["device"] == "cpu"
     assert all(isinstance(v, (int, float, str)) for v in result.values())
     for key in ("torch", "device_name", "date", "load_avg_before", "peak_memory_kind"):
         assert isinstance(result[key], str) and result[key]

@@ -54,7 +54,7 @@ def run(tmp_path_factory) -> Path:
 TRAIN_DEFAULTS = {
     "--dataset": "digits", "--data-dir": "None", "--model": "dcgan", "--resolution": "32",
     "--channels": "1", "--batch-size": "64", "--steps": "1500", "--time-budget": "None",
-    "--lr": "0.0002", "--seed": "0", "--d-steps": "1", "--device": "auto", "--precision": "fp32",
+    "--lr": "0.0002", "--seed": "0", "--d-steps": "1", "--device": "auto", "--precision": "auto",
     "--out": "runs/<time>-<model>-<dataset>",
 }
 

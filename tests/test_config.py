@@ -51,7 +51,7 @@ def test_defaults_resolve(tmp_path, monkeypatch):
     assert config.train.steps == 1500
     assert config.train.lr == pytest.approx(2e-4)
     assert config.train.time_budget is None
-    assert config.train.precision == "fp32"
+    assert config.train.precision == "auto"
     assert config.log.progress is True
     # A run directory name is chosen (model and data in it) but nothing is created.
     assert re.fullmatch(r"runs/\d{8}-\d{6}-dcgan-digits", config.out), config.out

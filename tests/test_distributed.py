@@ -15,7 +15,7 @@ from ganforge.training import Trainer
 WORKER = Path(__file__).with_name("dist_worker.py")
 SETTINGS = ["model.name=mlp", "model.hidden=64", "data.resolution=16", "train.batch_size=32",
             "train.steps=6", "train.seed=3", "train.ema_decay=0", "log.every=2",
-            "log.progress=false", "log.tensorboard=no", "train.device=cpu"]
+            "log.progress=false", "log.tensorboard=no", "train.device=cpu", "train.precision=fp32"]
 
 
 def torchrun(out: Path, settings: list[str], nproc: int = 2) -> subprocess.CompletedProcess:
@@ -79,12 +79,13 @@ def test_batch_must_divide_over_ranks(monkeypatch, tmp_path):
 
 @pytest.mark.dist
 def test_dcgan_with_every_phase_keeps_ranks_in_step(tmp_path):
-    """D called in G's phase, fakes reused, lazy R1 and ADA: parameters stay identical on
-    both ranks (batch-norm running statistics are each rank's own, as with plain DDP)."""
+    """D called in G's phase, fakes reused, lazy R1 and ADA, bf16 autocast:
+    parameters stay identical on both ranks (batch-norm running statistics are each rank's
+    own, as with plain DDP)."""
     done = torchrun(tmp_path, ["model.g_width=8", "model.d_width=8", "data.resolution=16",
                                "train.batch_size=32", "train.steps=6", "objective.d_steps=2",
                                "objective.r1_gamma=1", "objective.r1_every=2", "objective.ada=true",
-                               "log.progress=false", "train.device=cpu"])
+                               "log.progress=false", "train.device=cpu", "train.precision=bf16"])
     assert done.returncode == 0, done.stderr[-3000:]
     rank0, rank1 = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
     params = [k for k in rank0 if "running_" not in k and "num_batches" not in k]

@@ -90,3 +90,23 @@ def test_adam_options_by_name():
     assert adam_options(train, torch.device("cpu")) == {"foreach": True}
     train.optimizer_impl = "loop"
     assert adam_options(train, torch.device("cpu")) == {"foreach": False}
+
+
+def test_bf16_resume_is_exact(tmp_path):
+    from helpers import assert_resume_is_exact
+
+    assert_resume_is_exact(tmp_path, {**BASE, "train.precision": "bf16", "log.checkpoint_every": 2},
+                           steps=4, split=2)
+
+
+def test_auto_precision_on_the_cpu_follows_its_bf16_units(monkeypatch):
+    from ganforge.training import device
+
+    train = ganforge.make_config(overrides={"train.precision": "auto"}).train
+    monkeypatch.setattr(device, "cpu_has_bf16_units", lambda: True)
+    assert device.pick_dtype(train, torch.device("cpu")) == torch.bfloat16
+    monkeypatch.setattr(device, "cpu_has_bf16_units", lambda: False)
+    assert device.pick_dtype(train, torch.device("cpu")) == torch.float32
+    train.precision = "fp16"
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        device.pick_dtype(train, torch.device("cpu"))

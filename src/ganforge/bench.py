@@ -35,7 +35,7 @@ CHUNK = 5           # steps of one loop before switching to the other, when both
 
 def benchmark(model: str = "dcgan", resolution: int = 32, channels: int = 1, batch_size: int = 64,
               steps: int = 20, warmup: int = 5, repeats: int = 3, device: str = "auto",
-              precision: str = "fp32", channels_last: str = "auto", sample_n: int = 10000,
+              precision: str = "auto", channels_last: str = "auto", sample_n: int = 10000,
               reference: bool = True, dataset: str = "digits", settings: dict | None = None) -> dict:
     """Measure training and sampling speed; returns a flat dict of numbers and strings.
 

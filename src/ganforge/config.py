@@ -72,7 +72,7 @@ class TrainConfig:
     ema_decay: float = 0.999         # EMA of generator weights, used for sampling; 0 turns it off
     seed: int = 0
     device: str = "auto"             # auto, cpu, cuda, cuda:1, mps
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 where the device has bf16 units
     channels_last: Literal["auto", "yes", "no"] = "auto"
     sync_batchnorm: bool = False     # torchrun: batch-norm statistics over all ranks (CUDA)
     compile: Literal["auto", "yes", "no"] = "auto"  # torch.compile the networks (auto: on CUDA)
