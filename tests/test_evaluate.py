@@ -310,7 +310,9 @@ def test_feature_classifier_is_trained_once_cached_and_keyed_by_resolution(gan_r
     folders = list((cache / "classifiers").iterdir())
     assert len(folders) == 1 and folders[0].name.startswith("digits-16px-1ch-")
     last = folders[0] / "checkpoints" / "last.safetensors"
-    assert checkpoint.read_meta(last)["step"] == TINY_CLASSIFIER_DEFAULTS["train.steps"]
+    meta = checkpoint.read_meta(last)
+    assert meta["step"] == TINY_CLASSIFIER_DEFAULTS["train.steps"]
+    assert meta["config"]["train"]["precision"] == "fp32"   # the same feature space on every CPU
     first_mtime = last.stat().st_mtime_ns
     extractor = json.loads((run / "eval.json").read_text())["setup"]["extractor"]
     assert str(folders[0]) in extractor

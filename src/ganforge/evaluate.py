@@ -55,7 +55,8 @@ def cache_dir() -> Path:
 
 def feature_classifier(data: DataConfig, quiet: bool = False) -> Path:
     """The cached classifier run for this data set, resolution and channel count; trained
-    with `ganforge classify train` defaults the first time it is asked for."""
+    with `ganforge classify train` defaults the first time it is asked for, always in fp32:
+    the feature space of FID must not depend on whether the CPU has bf16 units."""
     kind, arg = parse_name(data.name)
     source = f"{kind}:{Path(arg).resolve()}" if arg else kind
     where = str(Path(data.data_dir).resolve()) if data.data_dir else ""
@@ -77,7 +78,7 @@ def feature_classifier(data: DataConfig, quiet: bool = False) -> Path:
     else:
         overrides = {**DEFAULTS, "data.name": data.name, "data.data_dir": data.data_dir,
                      "data.resolution": data.resolution, "data.channels": data.channels,
-                     "out": str(run_dir), "log.progress": False}
+                     "train.precision": "fp32", "out": str(run_dir), "log.progress": False}
         if run_dir.exists():  # a directory without a checkpoint: start it again
             import shutil
             shutil.rmtree(run_dir)
