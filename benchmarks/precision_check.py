@@ -8,7 +8,8 @@ pairs share everything but the setting).
     python benchmarks/precision_check.py --arms fp32,bf16 --seeds 0-9 --steps 1500
     python benchmarks/precision_check.py --arm compiled:train.compile=yes
 
-Finished runs (an eval.json at the asked step) are reused, so an interrupted check continues.
+Finished runs (an eval.json at the asked step) are reused and unfinished ones resumed, so an
+interrupted check continues; a run started with other settings is refused, not reused.
 """
 from __future__ import annotations
 
@@ -59,6 +60,11 @@ def parse_arms(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
 def run_one(args, name: str, keys: list[str], seed: int) -> dict:
     """Train and evaluate one (arm, seed), or read the finished result."""
     out = Path(args.out) / f"{name}-s{seed}"
+    settings = {"preset": args.preset, "keys": [*args.set, *keys]}
+    record = out / "precision_check.json"   # what the run was started with
+    if record.exists() and json.loads(record.read_text()) != settings:
+        raise SystemExit(f"{out} was trained with other settings ({record.read_text().strip()}); "
+                         f"give this check another --out")
     report_file = out / "eval.json"
     if report_file.exists():
         report = json.loads(report_file.read_text())
@@ -72,6 +78,9 @@ def run_one(args, name: str, keys: list[str], seed: int) -> dict:
         command += ["--preset", args.preset]
     for key in [*args.set, *keys]:
         command += ["--set", key]
+    if not record.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(settings) + "\n")
     if cli_main(command) != 0:
         raise SystemExit(f"training failed: ganforge {shlex.join(command)}")
     report = evaluate_run(out, quiet=True)

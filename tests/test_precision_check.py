@@ -44,3 +44,5 @@ def test_runs_every_arm_and_seed_then_reuses_them(check, tmp_path, capsys):
     assert "| bf16 |" in capsys.readouterr().out
     assert check.main(argv) == fids                   # the second time nothing is trained
     assert capsys.readouterr().out.count('"reused": true') == 2
+    with pytest.raises(SystemExit, match="trained with other settings"):
+        check.main([*argv, "--set", "train.lr=0.001"])   # not the same runs: refused, not reused
