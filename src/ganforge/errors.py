@@ -15,3 +15,12 @@ class DataError(GanforgeError):
 
 class CheckpointError(GanforgeError):
     """A run directory or checkpoint is missing, incomplete or does not match the config."""
+
+
+def require_at_least_one(section: str, args, keys) -> None:
+    """Counts and widths of a config section: each of `keys` on `args` must be at least 1
+    (None, an unset optional width, passes)."""
+    for key in keys:
+        value = getattr(args, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"{section}.{key}={value}: must be at least 1")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, require_at_least_one
 from .conditioning import LabelToNoise, ProjectionHead
 from .layers import init_dcgan, leaky
 from .registry import MODELS, Architecture, DataShape, gan_pair
@@ -26,9 +26,7 @@ class DCGANArgs:
     d_batchnorm: bool = True  # batch norm in D (turn off for gradient penalties, as WGAN-GP does)
 
     def check(self):
-        for key in ("latent_dim", "g_width", "d_width", "max_width"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"model.{key}={getattr(self, key)}: must be at least 1")
+        require_at_least_one("model", self, ("latent_dim", "g_width", "d_width", "max_width"))
 
 
 def _plan(resolution: int) -> tuple[int, int]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import require_at_least_one
 from .conditioning import LabelToNoise, ProjectionHead
 from .layers import leaky
 from .registry import MODELS, Architecture, DataShape, gan_pair
@@ -20,9 +20,7 @@ class MLPArgs:
     embed_dim: int = 10    # conditional models: size of the class embedding joined to z
 
     def check(self):
-        for key in ("latent_dim", "hidden", "layers"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"model.{key}={getattr(self, key)}: must be at least 1")
+        require_at_least_one("model", self, ("latent_dim", "hidden", "layers"))
 
 
 def _stack(d_in: int, hidden: int, layers: int, d_out: int) -> list[nn.Module]:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, require_at_least_one
 from .conditioning import LabelToNoise, ProjectionHead
 from .layers import EqualConv2d, EqualLinear, MinibatchStd, PixelNorm
 from .registry import MODELS, Architecture, DataShape, gan_pair
@@ -49,10 +49,8 @@ class ProgressiveArgs:
     mbstd_group: int = 4     # minibatch standard deviation: samples per group (1: off)
 
     def check(self):
-        for key in ("latent_dim", "g_width", "d_width", "max_width", "stage_steps", "embed_dim",
-                    "mbstd_group"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"model.{key}={getattr(self, key)}: must be at least 1")
+        require_at_least_one("model", self, ("latent_dim", "g_width", "d_width", "max_width", "stage_steps",
+                                              "embed_dim", "mbstd_group"))
         if not 0 <= self.fade_fraction <= 1:
             raise ConfigError(f"model.fade_fraction={self.fade_fraction}: must be in [0, 1]")
         r = self.start_resolution

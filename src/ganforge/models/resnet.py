@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, require_at_least_one
 from ..losses.regularizers import add_spectral_norm
 from .conditioning import ConditionalBatchNorm2d, ProjectionHead
 from .registry import MODELS, Architecture, DataShape, gan_pair
@@ -51,9 +51,7 @@ class ResNetArgs:
     spectral_norm: bool = True  # spectral norm on every conv, linear and embedding of D
 
     def check(self):
-        for key in ("latent_dim", "g_width", "d_width", "max_width", "d_max_width"):
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise ConfigError(f"model.{key}={getattr(self, key)}: must be at least 1")
+        require_at_least_one("model", self, ("latent_dim", "g_width", "d_width", "max_width", "d_max_width"))
         if self.d_extra_blocks < 0:
             raise ConfigError(f"model.d_extra_blocks={self.d_extra_blocks}: must be >= 0")
 

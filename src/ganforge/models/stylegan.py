@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, require_at_least_one
 from .conditioning import ProjectionHead
 from .layers import EqualConv2d, EqualLinear, MinibatchStd, PixelNorm
 from .registry import MODELS, Architecture, DataShape, gan_pair
@@ -66,10 +66,8 @@ class StyleGANArgs:
     mbstd_group: int = 4          # minibatch-std group size in D
 
     def check(self):
-        for key in ("latent_dim", "w_dim", "mapping_layers", "g_width", "d_width", "max_width",
-                    "mbstd_group"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"model.{key}={getattr(self, key)}: must be at least 1")
+        require_at_least_one("model", self, ("latent_dim", "w_dim", "mapping_layers", "g_width", "d_width",
+                                              "max_width", "mbstd_group"))
         if not 0 <= self.style_mixing <= 1:
             raise ConfigError(f"model.style_mixing={self.style_mixing}: must be in [0, 1]")
         if not self.mapping_lr_mul > 0:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import require_at_least_one
 from .dcgan import RESOLUTIONS, _plan
 from .layers import leaky
 from .registry import MODELS, Architecture, DataShape
@@ -25,9 +25,7 @@ class VAEArgs:
     max_width: int = 512
 
     def check(self):
-        for key in ("latent_dim", "width", "max_width"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"model.{key}={getattr(self, key)}: must be at least 1")
+        require_at_least_one("model", self, ("latent_dim", "width", "max_width"))
 
 
 class VAE(nn.Module):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .. import distributed
 from ..data.augment import AdaptiveAugment, augment, parse_policy
-from ..errors import ConfigError
+from ..errors import ConfigError, require_at_least_one
 from ..losses import GAN_LOSSES, ns_d_loss
 from ..losses.regularizers import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
 from .base import OBJECTIVES, Batch, Objective, ObjectiveEntry, Phase, require_nets
@@ -42,9 +42,7 @@ class GANArgs:
 
     def check(self):
         loss = GAN_LOSSES.get(self.loss)
-        for key in ("d_steps", "r1_every", "ada_speed"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"objective.{key}={getattr(self, key)}: must be at least 1")
+        require_at_least_one("objective", self, ("d_steps", "r1_every", "ada_speed"))
         for key in ("gp_weight", "r1_gamma", "acgan_weight", "drift"):
             value = getattr(self, key)
             if value is not None and value < 0:
