@@ -342,7 +342,7 @@ def test_to_dict_from_dict_round_trip(custom):
     assert raw["objective"]["name"] == "gan" and raw["objective"]["loss"] == "ns"
     assert from_dict(raw).objective.args == custom.objective.args
     assert raw["train"]["steps"] == 7 and raw["out"] == "runs/custom"
-    assert set(raw) == {"data", "model", "objective", "train", "log", "health", "out"}
+    assert set(raw) == {"data", "model", "objective", "train", "log", "health", "task", "out"}
     assert from_dict(raw) == custom
     assert from_dict(Config().to_dict()) == Config()
 

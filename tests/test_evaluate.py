@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import ganforge
-import ganforge.cli.classify
+import ganforge.objectives.classifier
 import ganforge.evaluate
 from ganforge import checkpoint
 from ganforge.cli import main
@@ -302,7 +302,7 @@ def test_classify_train_with_eval_every_is_not_a_crash(tmp_path, use_module_clas
 # The cached feature classifier.
 def test_feature_classifier_is_trained_once_cached_and_keyed_by_resolution(gan_run, tmp_path, cache,
                                                                            monkeypatch, capsys):
-    monkeypatch.setattr(ganforge.cli.classify, "DEFAULTS", dict(TINY_CLASSIFIER_DEFAULTS))
+    monkeypatch.setattr(ganforge.objectives.classifier, "CLASSIFY_DEFAULTS", dict(TINY_CLASSIFIER_DEFAULTS))
     run = copy_run(gan_run, tmp_path)
     assert not cache.exists()
     assert main(["evaluate", str(run)]) == 0
@@ -333,7 +333,7 @@ def test_feature_classifier_is_trained_once_cached_and_keyed_by_resolution(gan_r
 
 
 def test_a_killed_feature_classifier_training_is_recovered(cache, monkeypatch):
-    monkeypatch.setattr(ganforge.cli.classify, "DEFAULTS", dict(TINY_CLASSIFIER_DEFAULTS))
+    monkeypatch.setattr(ganforge.objectives.classifier, "CLASSIFY_DEFAULTS", dict(TINY_CLASSIFIER_DEFAULTS))
     real_step = trainer_module.Trainer._train_step
 
     def killed_at_step_3(self, sums):
@@ -351,7 +351,7 @@ def test_a_killed_feature_classifier_training_is_recovered(cache, monkeypatch):
 
 
 def test_a_stopped_feature_classifier_training_is_continued(cache, monkeypatch):
-    monkeypatch.setattr(ganforge.cli.classify, "DEFAULTS", dict(TINY_CLASSIFIER_DEFAULTS))
+    monkeypatch.setattr(ganforge.objectives.classifier, "CLASSIFY_DEFAULTS", dict(TINY_CLASSIFIER_DEFAULTS))
 
     class CtrlC:  # the loop's stop flag, as after a first Ctrl-C: finish the step, save, stop
         requested = True
@@ -364,7 +364,7 @@ def test_a_stopped_feature_classifier_training_is_continued(cache, monkeypatch):
     assert checkpoint.read_meta(stopped / "checkpoints" / "last.safetensors")["step"] == 1
     monkeypatch.undo()
     monkeypatch.setenv("GANFORGE_CACHE", str(cache))
-    monkeypatch.setattr(ganforge.cli.classify, "DEFAULTS", dict(TINY_CLASSIFIER_DEFAULTS))
+    monkeypatch.setattr(ganforge.objectives.classifier, "CLASSIFY_DEFAULTS", dict(TINY_CLASSIFIER_DEFAULTS))
     run_dir = feature_classifier(DIGITS16, quiet=True)
     assert run_dir == stopped
     assert checkpoint.read_meta(run_dir / "checkpoints" / "last.safetensors")["step"] == \

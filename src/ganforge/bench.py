@@ -3,7 +3,7 @@
 What is measured (see benchmarks/README.md):
   * ganforge training images/s: `Trainer._train_step` (one D and one G update with the gan
     objective) on a config built by `make_config`, the run directory in a temporary folder;
-  * the same for the textbook PyTorch DCGAN loop in benchmarks/reference_dcgan.py (same layer
+  * the same for the textbook PyTorch DCGAN loop in ganforge/reference_dcgan.py (same layer
     widths, resolution, batch size and device; fp32, as written), and the ratio of the two.
     Each timed block interleaves the two loops in chunks of a few steps, so a change in the
     load of a shared machine hits both alike;
@@ -13,7 +13,6 @@ Each speed is the median over `repeats` timed blocks of `steps` steps after `war
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import platform
@@ -25,8 +24,6 @@ from pathlib import Path
 
 import torch
 
-# The fixed reference loop; it lives in the source tree, not in the installed package.
-REFERENCE_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "reference_dcgan.py"
 
 SAMPLE_BATCH = 500  # images per forward pass when sampling (generate's default)
 BUSY_WARNING = 0.2  # CPUs kept busy by other processes above which format_bench warns
@@ -60,7 +57,7 @@ def benchmark(model: str = "dcgan", resolution: int = 32, channels: int = 1, bat
     Example:
         >>> print(format_bench(benchmark(steps=20, repeats=3)))
     """
-    from .api import make_config
+    from .resolve import make_config
     from .errors import ConfigError
     from .training import Trainer
 
@@ -240,12 +237,8 @@ def _reference_loop(model: str, config, trainer, device: torch.device, batch_siz
     """(the reference loop built like ganforge's networks, note) or (None, why not)."""
     if model != "dcgan":
         return None, f"skipped: the reference loop is a DCGAN; model is {model!r}"
-    if not REFERENCE_PATH.is_file():
-        return None, (f"skipped: {REFERENCE_PATH} not found (ganforge installed without its "
-                      f"source tree); run the bench from a source checkout to compare")
-    spec = importlib.util.spec_from_file_location("ganforge_reference_dcgan", REFERENCE_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from . import reference_dcgan as module
+
     if config.data.resolution not in module.RESOLUTIONS:
         return None, (f"skipped: the reference supports resolutions "
                       f"{', '.join(map(str, module.RESOLUTIONS))}, not {config.data.resolution}")
@@ -258,7 +251,7 @@ def _reference_loop(model: str, config, trainer, device: torch.device, batch_siz
     if ours != theirs:
         return None, (f"skipped: the reference's layer widths differ from this model's "
                       f"(parameters {theirs} vs {ours}; model.max_width caps them?)")
-    return ref, (f"fixed textbook loop {REFERENCE_PATH.name}, fp32, interleaved with ganforge "
+    return ref, (f"fixed textbook loop reference_dcgan.py, fp32, interleaved with ganforge "
                  f"in chunks of {CHUNK} steps")
 
 

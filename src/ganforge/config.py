@@ -25,12 +25,15 @@ from .registry import suggest
 
 @dataclass
 class DataConfig:
-    name: str = "digits"             # digits, mnist, fashion-mnist, cifar10, folder:PATH, npz:PATH
+    name: str = "digits"             # digits, mnist, fashion-mnist, cifar10, folder:PATH, npz:PATH,
+                                     # photos, patches:PATH, paired:PATH, mosaic:BASE
     data_dir: Union[str, None] = None  # where mnist / fashion-mnist / cifar10 files live
     resolution: int = 32             # images are resized to resolution x resolution
     channels: int = 1                # 1 (gray) or 3 (RGB)
     download: bool = True            # torchvision sets: fetch when missing and the network allows
     on_device: Literal["auto", "yes", "no"] = "auto"  # keep the whole set on the training device
+    degrade: str = ""                # editing: how the model's input is made from an image, e.g.
+                                     # downscale:4, noise:25, mask:free-form, gray (joined by +)
 
     def check(self) -> None:
         _require(self.resolution >= 4, "data.resolution", self.resolution, "must be at least 4")
@@ -150,6 +153,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    task: str = "generate"           # generate, inpaint, replace, super-resolve, ... (ganforge tasks)
     out: Union[str, None] = None     # run directory; default runs/<time>-<model>-<data>
 
     def to_dict(self) -> dict:

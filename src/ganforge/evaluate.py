@@ -68,15 +68,19 @@ def feature_classifier(data: DataConfig, quiet: bool = False) -> Path:
         meta = checkpoint.read_meta(last)
         if meta["step"] >= meta["config"]["train"]["steps"]:
             return run_dir
-    from .api import train
-    from .cli.classify import DEFAULTS
+    from .objectives.classifier import CLASSIFY_DEFAULTS
+    from .resolve import make_config
+    from .training import Trainer
+
+    def train(resume=None, overrides=()):
+        return Trainer(make_config(resume=resume, overrides=overrides), resume=resume is not None).run()
 
     if not quiet:
         print(f"training a feature classifier for {data.name} (once; cached in {run_dir})", flush=True)
     if last.is_file():  # an interrupted earlier attempt: finish it
         train(resume=run_dir, overrides={"log.progress": False})
     else:
-        overrides = {**DEFAULTS, "data.name": data.name, "data.data_dir": data.data_dir,
+        overrides = {**CLASSIFY_DEFAULTS, "data.name": data.name, "data.data_dir": data.data_dir,
                      "data.resolution": data.resolution, "data.channels": data.channels,
                      "train.precision": "fp32", "out": str(run_dir), "log.progress": False}
         if run_dir.exists():  # a directory without a checkpoint: start it again
@@ -161,6 +165,11 @@ class Evaluator:
                            "class_entropy": hist["normalized_entropy"]})
         return scores
 
+    def score_images(self, images: torch.Tensor) -> dict:
+        """Scores of given uint8 N x C x H x W images (e.g. an editor's outputs)."""
+        feats, probs = self.extractor.features_and_probs(images)
+        return self._scores(feats, probs)
+
     @torch.no_grad()
     def __call__(self, net: torch.nn.Module) -> dict:
         """Score generator `net` on `n` samples drawn with the evaluator's seed."""
@@ -214,6 +223,9 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
         >>> report["model"]["fid"], report["floor"]["fid"]
     """
     model = load(run_dir, checkpoint, device)
+    if not hasattr(model, "sample"):
+        raise ConfigError(f"run {str(run_dir)!r} is an editing run (task {model.task!r}); "
+                          f"score it with ganforge.evaluate_edit.evaluate_editing")
     data = model.config.data
     extractor = build_extractor(data, classifier, inception_weights, device, quiet)
     evaluator = Evaluator(data, extractor, n, seed)

@@ -5,17 +5,18 @@ import argparse
 import sys
 
 from ..errors import GanforgeError
-from . import bench, classify, evaluate, models, presets, reconstruct, sample, train
+from . import bench, classify, edit, evaluate, models, presets, reconstruct, sample, tasks, train
 
-COMMANDS = {"train": train, "sample": sample, "evaluate": evaluate, "reconstruct": reconstruct,
-            "classify": classify, "bench": bench, "models": models, "presets": presets}
+COMMANDS = {"train": train, "sample": sample, "edit": edit, "evaluate": evaluate,
+            "reconstruct": reconstruct, "classify": classify, "bench": bench, "models": models,
+            "tasks": tasks, "presets": presets}
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     parser = argparse.ArgumentParser(
-        prog="ganforge", description="Train GANs and VAEs on images, sample and evaluate them.")
+        prog="ganforge", description="Train GANs, VAEs and image editors; sample, edit and evaluate.")
     parser.add_argument("--version", action="version", version=f"ganforge {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in COMMANDS.items():

@@ -5,10 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..objectives.classifier import CLASSIFY_DEFAULTS as DEFAULTS
 from .train import add_training_options, train_and_report
-
-# The classifier objective brings its own train.* defaults (Adam at 1e-3, cosine decay).
-DEFAULTS = {"model.name": "cnn", "train.steps": 1500, "log.every": 100}
 
 
 def add_parser(commands, name: str) -> None:

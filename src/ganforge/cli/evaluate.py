@@ -1,5 +1,6 @@
 """`ganforge evaluate RUN`: FID, KID, IS, precision/recall, density/coverage, mode-collapse
-signals, beside the real-data floor; written to RUN/eval.json."""
+signals, beside the real-data floor; for editing runs PSNR/SSIM beside classical baselines.
+Written to RUN/eval.json."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,9 @@ import argparse
 def add_parser(commands, name: str) -> None:
     parser = commands.add_parser(
         name, help="metrics of a generator's images beside the real-data floor",
-        description="Evaluate a GAN or VAE run. Features come from a classifier ganforge trains "
+        description="Evaluate a GAN or VAE run, or an editing run (PSNR/SSIM on held-out images "
+                    "beside the classical method, FID of inpainted composites, replacement "
+                    "accuracy). Features come from a classifier ganforge trains "
                     "on the run's data set (once, cached in $GANFORGE_CACHE or ~/.cache/ganforge) "
                     "or from Inception-v3 with --inception-weights.")
     parser.add_argument("run", metavar="RUN", help="run directory of a generative model")
@@ -21,12 +24,26 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("--inception-weights", metavar="FILE", default=None,
                         help="local Inception-v3 FID weights (pt_inception-2015-12-05); never downloaded")
     parser.add_argument("--device", default="cpu", help="[default: cpu]")
+    parser.add_argument("--tile", type=int, default=None, metavar="PIXELS",
+                        help="editing runs: run the model in tiles of this size [default: whole images]")
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import checkpoint, rundir
     from ..errors import ConfigError
     from ..evaluate import MIN_SAMPLES, evaluate_run, format_table
 
+    meta = checkpoint.read_meta(rundir.find_checkpoint(args.run, args.checkpoint))
+    if meta.get("shape", {}).get("in_channels"):
+        from ..evaluate_edit import evaluate_editing, format_edit_table
+
+        if args.n is not None and args.n < 1:
+            raise ConfigError(f"-n {args.n}: must be at least 1")
+        report = evaluate_editing(args.run, args.n, args.seed, args.checkpoint, args.device,
+                                  args.tile, args.classifier)
+        print(format_edit_table(report))
+        print(f"wrote {args.run}/eval.json")
+        return 0
     if args.n is not None and args.n < MIN_SAMPLES:
         raise ConfigError(f"-n {args.n}: must be at least {MIN_SAMPLES}")
     report = evaluate_run(args.run, args.n, args.seed, args.checkpoint, args.classifier,

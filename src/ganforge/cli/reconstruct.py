@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ConfigError(f"-n {args.n}: must be at least 1")
     model = load(args.run, args.checkpoint, args.device)
+    if not hasattr(model, "reconstruct"):
+        raise ConfigError(f"run {args.run!r} is an editing run (task {model.task!r}); use ganforge edit")
     data_config = model.config.data
     if args.input is not None:
         data_config.name = args.input

@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--labels {args.labels!r}: expected comma-separated integers") from None
         labels = (labels * args.n)[:args.n] if labels else None
     model = load(args.run, args.checkpoint, args.device)
+    if not hasattr(model, "sample"):
+        raise ConfigError(f"run {args.run!r} is an editing run (task {model.task!r}): it edits "
+                          f"images instead of sampling them; use ganforge edit")
     if labels is None and model.num_classes:
         labels = [i % model.num_classes for i in range(args.n)]  # recorded as y in --npz
     images = model.sample(args.n, seed=args.seed, labels=labels, batch_size=args.batch_size,

@@ -7,7 +7,11 @@ from ..config import Config, dump_yaml
 
 # Option -> config key. Defaults shown in --help come from the config dataclasses.
 OPTIONS = {
-    "dataset": ("data.name", str, "data set: digits, mnist, fashion-mnist, cifar10, folder:PATH, npz:PATH"),
+    "task": ("task", str, "what to train: generate, inpaint, replace, super-resolve, denoise, "
+                          "colorize, enhance, pix2pix (ganforge tasks lists them)"),
+    "dataset": ("data.name", str, "data set: digits, mnist, fashion-mnist, cifar10, folder:PATH, "
+                                  "npz:PATH, photos, patches:PATH, paired:PATH, mosaic:BASE"),
+    "degrade": ("data.degrade", str, "editing tasks: how inputs are made, e.g. noise:25, mask:box"),
     "data_dir": ("data.data_dir", str, "directory of mnist / fashion-mnist / cifar10 files (default ./data)"),
     "model": ("model.name", str, "architecture (ganforge models lists them)"),
     "resolution": ("data.resolution", int, "image size in pixels"),
@@ -30,6 +34,8 @@ def _default(key: str, defaults: dict):
 
     if key in defaults:
         return defaults[key]
+    if "." not in key:
+        return getattr(Config(), key)
     section, name = key.split(".")
     if section == "objective":
         return getattr(GANArgs(), name, None)
@@ -43,6 +49,8 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: dict) -> Non
             continue
         parser.add_argument(f"--{option.replace('_', '-')}", type=kind, default=None,
                             help=f"{text} [{key}; default: {_default(key, defaults)}]")
+    parser.add_argument("--scale", type=int, default=None, choices=(2, 3, 4),
+                        help="super-resolve: the upscaling factor [sets data.degrade=downscale:N]")
     parser.add_argument("--out", default=None,
                         help="run directory [default: runs/<time>-<model>-<dataset>]")
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
@@ -72,7 +80,7 @@ def add_parser(commands, name: str) -> None:
 def resolve(args: argparse.Namespace, defaults: dict):
     """Config from layers: the command's defaults (not on resume) < --preset or --resume's
     run < --config FILE < the named options < --set."""
-    from ..api import make_config
+    from ..resolve import make_config
     from ..config import load_yaml, merge, parse_override, set_key
     from ..errors import ConfigError
 
@@ -92,6 +100,10 @@ def resolve(args: argparse.Namespace, defaults: dict):
         base = merge(base, load_yaml(args.config))
     overrides = {key: getattr(args, option) for option, (key, _, _) in OPTIONS.items()
                  if getattr(args, option, None) is not None}
+    if getattr(args, "scale", None) is not None:
+        if args.degrade is not None:
+            raise ConfigError("give --scale or --degrade, not both")
+        overrides["data.degrade"] = f"downscale:{args.scale}"
     if args.out is not None:
         overrides["out"] = args.out
     if args.quiet:

@@ -2,14 +2,20 @@
 
 A source is registered by name and called as `source(arg, config, split)`; `arg` is what
 follows the colon in names like `folder:PATH`. It returns an ImageSet at any size; the
-result is conformed here to the configured resolution and channel count.
+result is conformed here to the configured resolution and channel count. A source of
+whole images for random crops returns a PatchSet instead, whose sizes are kept.
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from ..config import DataConfig
 from ..errors import DataError
 from ..registry import Registry
-from .imageset import ImageSet, conform
+from .imageset import ImageSet, conform, conform_regions, convert_channels
+
+if TYPE_CHECKING:
+    from .patches import PatchSet
 
 SOURCES: Registry = Registry("data set")
 SPLITS = ("train", "test")
@@ -23,8 +29,14 @@ def parse_name(name: str) -> tuple[str, str | None]:
     return kind, (arg if sep else None)
 
 
-def load_dataset(config: DataConfig, split: str = "train") -> ImageSet:
-    """Load the data set named by `config.name` as one uint8 tensor on the CPU.
+def load_dataset(config: DataConfig, split: str = "train") -> ImageSet | PatchSet:
+    """Load the data set named by `config.name` on the CPU.
+
+    Most sources give an ImageSet: one uint8 tensor at `config.resolution` and
+    `config.channels`; pair sources also carry `sources` (conformed the same way) and scene
+    sources `regions` (same centre square, resized nearest-neighbour). Patch sources
+    (`patches:FOLDER`, `photos`) give a PatchSet of whole images of any size, converted to
+    `config.channels` only: `config.resolution` is then the crop size its sampler cuts.
 
     Args:
         config: the `data` section (name, data_dir, resolution, channels, download).
@@ -34,6 +46,8 @@ def load_dataset(config: DataConfig, split: str = "train") -> ImageSet:
         >>> load_dataset(DataConfig(name="digits", resolution=32)).images.shape
         torch.Size([1437, 1, 32, 32])
     """
+    from .patches import PatchSet
+
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     kind, arg = parse_name(config.name)
@@ -41,9 +55,16 @@ def load_dataset(config: DataConfig, split: str = "train") -> ImageSet:
     data = source(arg, config, split)
     if len(data) == 0:
         raise DataError(f"data set {config.name!r} ({split}) holds no images")
+    if isinstance(data, PatchSet):
+        return PatchSet([convert_channels(image, config.channels) for image in data.images],
+                        data.names, source=config.name, resolution=config.resolution)
     images = conform(data.images, config.resolution, config.channels)
-    return ImageSet(images, data.labels, data.class_names, source=config.name)
+    sources = None if data.sources is None else conform(data.sources, config.resolution, config.channels)
+    regions = None if data.regions is None else conform_regions(data.regions, config.resolution)
+    return ImageSet(images, data.labels, data.class_names, source=config.name, sources=sources,
+                    regions=regions, region_labels=data.region_labels)
 
 
 # Register the built-in sources (each module adds itself to SOURCES).
 from . import digits, npz, folder, torchvision_sets  # noqa: E402,F401
+from . import patches, photos, paired, mosaic  # noqa: E402,F401

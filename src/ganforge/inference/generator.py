@@ -122,8 +122,9 @@ def rebuild(run_dir: str | Path, checkpoint_name: str, net_name: str | None = No
     return nets[net_name], meta
 
 
-def load(run_dir: str | Path, checkpoint_name: str = "last", device: str = "cpu") -> TrainedGenerator:
-    """Load the (EMA) generator of a run for sampling.
+def load(run_dir: str | Path, checkpoint_name: str = "last", device: str = "cpu"):
+    """Load the (EMA) generator of a run: a TrainedGenerator to sample from, or for editing
+    runs (inpaint, super-resolve, ...) a TrainedEditor to `edit` images with.
 
     Args:
         run_dir: a run directory written by `ganforge train`.
@@ -140,6 +141,9 @@ def load(run_dir: str | Path, checkpoint_name: str = "last", device: str = "cpu"
         raise ConfigError(f"run {str(run_dir)!r} is not a generative model (its model is "
                           f"{meta['config']['model']['name']!r}); use ganforge classify eval")
     net, meta = rebuild(run_dir, checkpoint_name)
+    if meta["shape"].get("in_channels"):
+        from .editor import TrainedEditor
+        return TrainedEditor(net.to(device), meta, torch.device(device))
     if not hasattr(net, "latent_dim"):
         raise ConfigError(f"run {str(run_dir)!r} is not a generative model (its model is "
                           f"{meta['config']['model']['name']!r}); use ganforge classify eval")

@@ -16,8 +16,11 @@ class DataShape:
     """What a network needs to know about the data it models."""
 
     resolution: int
-    channels: int
+    channels: int                # channels of the images the model makes
     num_classes: int = 0
+    in_channels: int = 0         # image-to-image models: channels of the input image (0: a latent generator)
+    scale: int = 1               # image-to-image models: output size / input size (super-resolution)
+    mask: bool = False           # image-to-image models: a hole mask (1 = hole) is an input channel
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..config import ObjectiveConfig, check_args
+from ..data.imageset import to_uint8
 from ..errors import ConfigError
 from ..registry import Registry
 
@@ -30,8 +31,19 @@ class Phase:
 
 @dataclass
 class Batch:
-    images: torch.Tensor               # float in [-1, 1], N x C x H x W
-    labels: torch.Tensor | None = None
+    """What one draw of the data gives an objective; each objective reads the fields it needs.
+
+    Generation reads `images` (and `labels`); image-to-image objectives read `source` (the
+    model's input: a degraded copy of `images`, or the A side of a real pair) and predict
+    `images`; inpainting also reads `mask`; object replacement also `region_labels`."""
+
+    images: torch.Tensor               # float in [-1, 1], N x C x H x W (the target of editing models)
+    labels: torch.Tensor | None = None  # class per image
+    source: torch.Tensor | None = None  # float N x C' x H/s x W/s: the model's input image
+    mask: torch.Tensor | None = None    # float N x 1 x H x W, 1 = hole
+    region_labels: torch.Tensor | None = None  # class asked for inside the hole, per image
+    regions: torch.Tensor | None = None  # long N x H x W: an instance id per pixel (-1: none)
+    region_classes: torch.Tensor | None = None  # long N x R: the class of each instance id
 
 
 class Objective:
@@ -59,6 +71,27 @@ class Objective:
         """Raise the defences against collapse (augmentation, regulariser weight); returns
         what was done, or None when the objective has nothing to raise."""
         return None
+
+    # Previews. The default draws fixed latents (GANs, the VAE's decoder); image-to-image
+    # objectives override these with fixed inputs drawn from the data.
+    def preview_inputs(self, net: nn.Module, n: int, seed: int, draw: Callable[[int], Batch]):
+        """What every preview grid of the run is made from, fixed at the start (a resumed
+        run draws the same). `draw(k)` gives k fixed data items, for objectives that edit."""
+        classes = getattr(net, "num_classes", 0)
+        labels = torch.arange(classes).repeat_interleave(max(1, n // classes)) if classes else None
+        count = n if labels is None else len(labels)
+        z = torch.randn(count, net.latent_dim, generator=torch.Generator().manual_seed(seed))
+        return z, labels
+
+    @torch.no_grad()
+    def preview(self, net: nn.Module, fixed) -> tuple[torch.Tensor, int | None]:
+        """uint8 N x C x H x W preview images from `fixed`, and the images per grid row
+        (None: a square grid). For conditional models, one row per class."""
+        z, labels = fixed
+        device = next(net.parameters()).device
+        labels = None if labels is None else labels.to(device)
+        images = to_uint8(net(z.to(device), labels))
+        return images, (len(labels) // net.num_classes if labels is not None else None)
 
     def state_dict(self) -> dict:
         """JSON-able state that must survive a resume (e.g. the adaptive augmentation p)."""

@@ -10,6 +10,10 @@ from ..errors import ConfigError
 from .base import OBJECTIVES, Batch, Objective, ObjectiveEntry, Phase, require_nets
 
 
+# What `ganforge classify train` (and evaluation's cached feature classifier) starts from.
+CLASSIFY_DEFAULTS = {"model.name": "cnn", "train.steps": 1500, "log.every": 100}
+
+
 @dataclass
 class ClassifierArgs:
     label_smoothing: float = 0.0

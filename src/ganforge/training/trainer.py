@@ -20,12 +20,12 @@ import torch
 from .. import checkpoint, distributed, rundir
 from ..config import Config, dump_yaml
 from ..data import load_dataset
-from ..data.imageset import to_uint8
+from ..data.degrade import parse_degradation
 from ..errors import CheckpointError, ConfigError
 from ..imageio import grid, save_png, to_hwc
-from ..models import build_models, data_shape
+from ..models import MODELS, DataShape, build_models, data_shape
 from ..objectives import build_objective
-from .batches import EpochSampler
+from .batches import Degrader, make_sampler
 from .device import adam_options, autocast, compiled, pick_device, pick_dtype, use_channels_last, use_compile
 from .ema import EMA
 from .health import HealthMonitor
@@ -37,17 +37,12 @@ DEVICE_DATA_SHARE = 0.25
 
 @dataclass
 class Run:
-    """The result of `ganforge.train`: where the run lives and how far it got."""
+    """Where a finished run lives and how far it got (the API adds `load`)."""
 
     dir: Path
     step: int
     elapsed_s: float
     stop_reason: str
-
-    def load(self, checkpoint_name: str = "last", device: str = "cpu"):
-        """The run's generator, ready to sample (see `ganforge.load`)."""
-        from ..inference import load
-        return load(self.dir, checkpoint_name, device)
 
 
 class Trainer:
@@ -68,7 +63,8 @@ class Trainer:
 
         # Load data and build networks before the run directory is touched: bad input fails here.
         data = load_dataset(config.data, "train")
-        self.shape = data_shape(config.model, data.resolution, data.channels, data.num_classes)
+        degradation = parse_degradation(config.data.degrade) if config.data.degrade else None
+        self.shape = run_shape(config, data, degradation)
         self.class_names = data.class_names
         self.data = self._place(data)
         self.nets = build_models(config.model, self.shape)
@@ -95,15 +91,16 @@ class Trainer:
         self.health, self.lr_scale, self.rollbacks = HealthMonitor(config.health), 1.0, 0
         self._counts, self._counted_since = {}, 0  # per logged value: steps that produced it
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
-        self.sampler = EpochSampler(self.data, train.batch_size, train.seed, self.channels_last)
-        self.ema, self.fixed_z, self.fixed_labels = None, None, None
+        self.sampler = make_sampler(self.data, train.batch_size, config.data.resolution, train.seed,
+                                    self.channels_last)
+        self.degrader = Degrader(degradation, train.seed)
+        self.ema, self.preview_inputs = None, None
         if self.objective.sample_net is not None:
             sample_net = self.nets[self.objective.sample_net]
             self.ema = EMA(sample_net, train.ema_decay) if train.ema_decay > 0 else None
-            self.fixed_labels = self._grid_labels(config.log.grid_size)
-            n = config.log.grid_size if self.fixed_labels is None else len(self.fixed_labels)
-            noise = torch.Generator().manual_seed(train.seed + 1)
-            self.fixed_z = torch.randn(n, sample_net.latent_dim, generator=noise)
+            self.preview_inputs = self.objective.preview_inputs(
+                sample_net, config.log.grid_size, train.seed + 1,
+                lambda k: self.degrader(self.sampler.fixed(k, train.seed + 1), -1))
         self.step, self.elapsed = 0, 0.0
         if resume:
             self._restore()
@@ -124,13 +121,6 @@ class Trainer:
         if choice == "yes" or (choice == "auto" and fits):
             return data.to(self.device)
         return data
-
-    def _grid_labels(self, n: int) -> torch.Tensor | None:
-        """One row per class for conditional models: class c fills row c."""
-        classes = getattr(self.nets[self.objective.sample_net], "num_classes", 0)
-        if classes == 0:
-            return None
-        return torch.arange(classes).repeat_interleave(max(1, n // classes))
 
     def _claim_run_dir(self) -> None:
         existing = rundir.checkpoint_path(self.run_dir, "last")
@@ -237,7 +227,7 @@ class Trainer:
     def _train_step(self, sums: dict) -> None:
         self._set_learning_rates()
         self._follow_schedule()
-        batch = None
+        batch, draws = None, 0
         for phase in self.objective.phases:
             if self.step % phase.every:
                 continue
@@ -246,7 +236,8 @@ class Trainer:
             optimizer = self.optimizers[phase.net]
             for _ in range(phase.repeat):
                 if phase.fresh_batch or batch is None:
-                    batch = self.sampler.next()
+                    batch = self.degrader(self.sampler.next(), self.step, draws)
+                    draws += 1
                 with autocast(self.device, self.dtype), self._no_sync_outside(phase):
                     loss, values = self.objective.loss(phase.name, batch)
                 optimizer.zero_grad(set_to_none=True)
@@ -323,15 +314,13 @@ class Trainer:
 
     @torch.no_grad()
     def save_grid(self, final: bool = False) -> None:
-        if self.fixed_z is None or not distributed.is_main():
+        if self.preview_inputs is None or not distributed.is_main():
             return
         net = self.sampling_net()
         was_training = net.training
         net.eval()
-        labels = None if self.fixed_labels is None else self.fixed_labels.to(self.device)
-        images = to_uint8(net(self.fixed_z.to(self.device), labels))
+        images, nrow = self.objective.preview(net, self.preview_inputs)
         net.train(was_training)
-        nrow = len(labels) // self.shape.num_classes if labels is not None else None
         picture = grid(to_hwc(images), nrow=nrow)
         folder = self.run_dir / rundir.SAMPLES
         save_png(picture, folder / f"step-{self.step:06d}.png")
@@ -405,6 +394,34 @@ class Trainer:
         self.objective.load_state_dict(meta.get("objective", {}))
         self.lr_scale, self.rollbacks = meta.get("lr_scale", 1.0), meta.get("rollbacks", 0)
         self.health.load_state_dict(meta.get("health", {}))
+
+
+def run_shape(config: Config, data, degradation) -> DataShape:
+    """What the networks are built for: the data's size, channels and classes, and for
+    image-to-image models the input the degradation (or the pair's A side) gives them."""
+    regions = getattr(data, "region_labels", None) is not None
+    classes = len(data.class_names) if regions else data.num_classes
+    shape = data_shape(config.model, config.data.resolution, data.channels, classes)
+    sources = getattr(data, "sources", None)
+    editing = MODELS.get(config.model.name).objective == "image2image"
+    if not editing:
+        if degradation is not None:
+            raise ConfigError(f"data.degrade={config.data.degrade!r}: model {config.model.name!r} "
+                              f"generates from noise; degradations feed image-to-image models")
+        return shape
+    if degradation is None and sources is None:
+        raise ConfigError(f"model {config.model.name!r} edits images: set data.degrade (e.g. "
+                          f"downscale:4) or use a paired data set (paired:FOLDER)")
+    if degradation is not None and sources is not None:
+        raise ConfigError(f"data.degrade={config.data.degrade!r}: data set {config.data.name!r} "
+                          f"already pairs each image with its input; drop data.degrade")
+    if degradation is not None and config.data.resolution % degradation.scale:
+        raise ConfigError(f"data.resolution={config.data.resolution}: must be a multiple of the "
+                          f"downscale factor {degradation.scale}")
+    if degradation is None:
+        return DataShape(shape.resolution, shape.channels, shape.num_classes, sources.shape[1])
+    return DataShape(shape.resolution, shape.channels, shape.num_classes,
+                     degradation.in_channels(data.channels), degradation.scale, degradation.makes_mask)
 
 
 def _per_net(train, key: str, net: str):

@@ -1,0 +1,121 @@
+"""Resolving a run's config from its layers, checked against the registries.
+
+Below training in the flow (config -> data -> models -> objectives -> resolve -> training ->
+...): training, evaluation (which trains its feature classifier) and the CLI all resolve
+configs here, and none of them has to import the API facade.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Iterable
+
+from . import config as cfg
+from . import rundir
+from .config import Config
+from .data.sources import SOURCES, parse_name
+from .errors import CheckpointError, ConfigError
+from .models import MODELS, DataShape, check_shape, model_args
+from .objectives import OBJECTIVES, objective_args
+from .tasks import task_defaults
+
+
+def make_config(config: Config | dict | str | Path | None = None, *, preset: str | None = None,
+                resume: str | Path | None = None, overrides: Iterable[str] | dict = ()) -> Config:
+    """Resolve a config from layers: defaults < the model's defaults < `preset` or the run
+    dir (resume) < `config` < `overrides`.
+
+    Args:
+        config: a Config, a nested dict, or a YAML file path.
+        preset: a named preset (`ganforge presets` lists them), e.g. "sngan-cifar10".
+        resume: a run directory whose config.yaml is the base.
+        overrides: `["train.steps=100", ...]` or `{"train.steps": 100}`.
+    """
+    raw: dict = {}
+    if preset is not None:
+        if resume is not None:
+            raise ConfigError("a preset starts a run; a resumed run keeps its own config (drop --preset)")
+        from .presets import load_preset
+        raw = load_preset(preset)
+    if resume is not None:
+        path = Path(resume) / rundir.CONFIG
+        if not path.is_file():
+            raise CheckpointError(f"cannot resume {str(resume)!r}: it has no {rundir.CONFIG} "
+                                  f"(is it a ganforge run directory?)")
+        raw = cfg.load_yaml(path)
+    if isinstance(config, Config):
+        raw = cfg.merge(raw, config.to_dict())
+    elif isinstance(config, dict):
+        raw = cfg.merge(raw, config)
+    elif config is not None:
+        raw = cfg.merge(raw, cfg.load_yaml(config))
+    pairs = overrides.items() if isinstance(overrides, dict) else map(cfg.parse_override, overrides)
+    for key, value in pairs:
+        raw = cfg.set_key(raw, key, value)
+    if resume is not None:
+        raw = cfg.set_key(raw, "out", str(resume))
+    raw = cfg.merge(task_defaults(raw), raw)
+    raw = _objective_train_defaults(_model_defaults(_default_objective(raw)))
+    resolved = cfg.from_dict(raw)
+    check_config(resolved)
+    # Write every option out, so a run keeps its settings even if defaults change later.
+    resolved.model.args = dataclasses.asdict(model_args(resolved.model))
+    resolved.objective.args = dataclasses.asdict(objective_args(resolved.objective))
+    if resolved.out is None:
+        data = parse_name(resolved.data.name)[0]
+        resolved.out = f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{resolved.model.name}-{data}"
+    return resolved
+
+
+def _default_objective(raw: dict) -> dict:
+    """Unless an objective is named, use the one the model is made for (gan, vae, classifier)."""
+    objective = raw.get("objective")
+    if isinstance(objective, dict) and "name" in objective:
+        return raw
+    model = raw.get("model", {})
+    name = model.get("name", cfg.ModelConfig().name) if isinstance(model, dict) else None
+    if name in MODELS:
+        raw = cfg.merge(raw, {"objective": {"name": MODELS.get(name).objective}})
+    return raw
+
+
+def _model_defaults(raw: dict) -> dict:
+    """Lay the architecture's own defaults (e.g. SNGAN's hinge loss and Adam betas) under
+    what the user gave; objective keys only while the model's own objective trains it."""
+    model = raw.get("model", {})
+    name = model.get("name", cfg.ModelConfig().name) if isinstance(model, dict) else None
+    if name not in MODELS or not MODELS.get(name).defaults:
+        return raw
+    arch = MODELS.get(name)
+    defaults = dict(arch.defaults)
+    objective = raw.get("objective", {})
+    # The family's objective settings go with its objective and loss: with another loss
+    # (e.g. stylegan's R1 with a weight-clipping WGAN) they would not fit, so they yield.
+    own_loss = defaults.get("objective", {}).get("loss")
+    if objective.get("name") != arch.objective or objective.get("loss", own_loss) != own_loss:
+        defaults.pop("objective", None)
+    return cfg.merge(defaults, raw)
+
+
+def _objective_train_defaults(raw: dict) -> dict:
+    """Lay the objective's own `train.*` defaults under what the user gave."""
+    objective = raw.get("objective", {})
+    name = objective.get("name") if isinstance(objective, dict) else None
+    if name not in OBJECTIVES:
+        return raw
+    return cfg.merge({"train": dict(OBJECTIVES.get(name).train_defaults)}, raw)
+
+
+def check_config(config: Config) -> None:
+    """Check what depends on registries: names, model and objective options, resolution."""
+    from .data.degrade import parse_degradation
+    from .tasks import TASKS
+
+    TASKS.get(config.task)
+    if config.data.degrade:
+        parse_degradation(config.data.degrade)
+    SOURCES.get(parse_name(config.data.name)[0])
+    model_args(config.model)
+    objective_args(config.objective)
+    check_shape(config.model, DataShape(config.data.resolution, config.data.channels))

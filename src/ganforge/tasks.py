@@ -1,0 +1,88 @@
+"""Tasks: what a user comes to do, as a bundle of defaults (data, degradation, model, objective).
+
+`ganforge train --task inpaint` lays the task's defaults under everything the user gives
+(preset, config file, options, --set), so each task trains with no other option on data that
+ships with ganforge's dependencies, and any of its choices can be overridden. The task is
+recorded in the run's config, so `ganforge edit` knows what a run expects (a mask, a class,
+a scale).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .registry import Registry
+
+
+@dataclass(frozen=True)
+class Task:
+    summary: str
+    defaults: dict = field(default_factory=dict)  # config sections, laid under the user's
+    needs: tuple[str, ...] = ()                   # what `ganforge edit` needs: "mask", "class"
+
+
+TASKS: Registry[Task] = Registry("task")
+
+# Restoration on photos: crops of scikit-image's bundled photos (held-out ones for evaluation).
+_PHOTOS = {"name": "photos", "channels": 3}
+_RESTORE_TRAIN = {"batch_size": 16, "lr": 2e-4, "steps": 4000, "lr_schedule": "cosine"}
+_LOG = {"sample_every": 250, "checkpoint_every": 250}
+
+TASKS.register("generate")(Task("images from noise (GAN, VAE): today's default"))
+TASKS.register("inpaint")(Task(
+    "fill a hole (free-form strokes, boxes, a mask PNG); pixels outside it stay bit-identical",
+    {"data": {"name": "digits", "resolution": 32, "channels": 1, "degrade": "mask:free-form"},
+     "model": {"name": "unet"},
+     "objective": {"name": "image2image", "adv_weight": 0.01},
+     "train": {"batch_size": 32, "steps": 3000}, "log": _LOG},
+    needs=("mask",)))
+TASKS.register("replace")(Task(
+    "draw an instance of a requested class in a region (class-conditional inpainting)",
+    {"data": {"name": "mosaic:digits", "resolution": 32, "channels": 1, "degrade": "mask:region"},
+     "model": {"name": "unet", "conditional": True},
+     "objective": {"name": "image2image", "adv_weight": 0.01},
+     "train": {"batch_size": 32, "steps": 3000}, "log": _LOG},
+    needs=("mask", "class")))
+TASKS.register("super-resolve")(Task(
+    "upscale x2 or x4 (--scale); SRResNet/EDSR-style, L1, optionally adversarial",
+    {"data": {**_PHOTOS, "resolution": 96, "degrade": "downscale:4"},
+     "model": {"name": "srresnet"},
+     "objective": {"name": "image2image"},
+     "train": _RESTORE_TRAIN, "log": _LOG}))
+TASKS.register("denoise")(Task(
+    "remove Gaussian noise (sigma in 0-255 units); DnCNN residual learning",
+    {"data": {**_PHOTOS, "resolution": 64, "degrade": "noise:25"},
+     "model": {"name": "dncnn"},
+     "objective": {"name": "image2image"},
+     "train": _RESTORE_TRAIN, "log": _LOG}))
+TASKS.register("colorize")(Task(
+    "gray in, RGB out (RGB output with L1 + adversarial; the gray input's luma is the baseline)",
+    {"data": {**_PHOTOS, "resolution": 64, "degrade": "gray"},
+     "model": {"name": "unet"},
+     "objective": {"name": "image2image", "adv_weight": 0.01},
+     "train": _RESTORE_TRAIN, "log": _LOG}))
+TASKS.register("enhance")(Task(
+    "brighten low-light photos (lowlight:GAMMA) or sharpen blurred ones (blur:SIGMA)",
+    {"data": {**_PHOTOS, "resolution": 64, "degrade": "lowlight:2.5"},
+     "model": {"name": "srresnet"},
+     "objective": {"name": "image2image"},
+     "train": _RESTORE_TRAIN, "log": _LOG}))
+TASKS.register("pix2pix")(Task(
+    "translate real pairs (paired:FOLDER, A|B or A/ B/ layouts); by default line drawings "
+    "(edges) -> photos",
+    {"data": {**_PHOTOS, "resolution": 64, "degrade": "edges"},
+     "model": {"name": "unet"},
+     "objective": {"name": "image2image", "l1_weight": 1.0, "adv_weight": 0.01},
+     "train": _RESTORE_TRAIN, "log": _LOG}))
+
+
+def task_defaults(raw: dict) -> dict:
+    """The named task's defaults as config sections, for laying under `raw`. A model named
+    by the user replaces the task's model section (its options belong to the task's model)."""
+    name = raw.get("task", "generate")
+    if not isinstance(name, str):
+        return {}
+    defaults = {k: dict(v) if isinstance(v, dict) else v for k, v in TASKS.get(name).defaults.items()}
+    model = raw.get("model")
+    if isinstance(model, dict) and "name" in model and model["name"] != defaults.get("model", {}).get("name"):
+        defaults.pop("model", None)
+    return defaults
