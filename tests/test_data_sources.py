@@ -215,7 +215,7 @@ def test_patches_train_test_folders_and_errors(tmp_path):
 def test_photos_split_disjoint_and_shapes():
     train = load("photos", resolution=64, channels=3)
     test = load("photos", "test", resolution=64, channels=3)
-    assert isinstance(train, PatchSet) and len(train) == 16
+    assert isinstance(train, PatchSet) and len(train) == 15
     assert test.names == ["skimage:coffee", "skimage:chelsea", "sklearn:flower"]
     assert not set(train.names) & set(test.names)
     assert test.sizes == [(400, 600), (300, 451), (427, 640)]
@@ -228,6 +228,11 @@ def test_photos_split_disjoint_and_shapes():
                 + 0.114 * test.images[0][2].double())
     assert (gray.images[0][0].double() - expected).abs().max() <= 1
     assert train.sample(4, generator=torch.Generator().manual_seed(0)).shape == (4, 3, 64, 64)
+    colour = load("photos:color", resolution=64, channels=3)
+    assert set(colour.names) < set(train.names) and "skimage:camera" not in colour.names
+    assert all(not torch.equal(image[0], image[1]) for image in colour.images)  # no gray photo
+    with pytest.raises(DataError, match="photos:color"):
+        load("photos:grey", resolution=64, channels=3)
 
 
 # --------------------------------------------------------------------------- paired:FOLDER

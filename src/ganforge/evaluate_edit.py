@@ -223,7 +223,8 @@ def evaluate_editing(run_dir: str | Path, n: int | None = None, seed: int = 0, c
                 if hole is not None:  # baselines are composited too
                     estimate = np.where(hole[..., None] > 0, estimate, goal)
                 rows.setdefault(name, []).append(image_scores(estimate, goal, border, hole))
-    report = {"task": config.task, "degrade": spec, "model": _mean(rows.pop("model")) if rows["model"] else {},
+    model_rows = rows.pop("model")
+    report = {"task": config.task, "degrade": spec, "model": _mean(model_rows) if model_rows else {},
               "baselines": {k: _mean(v) for k, v in rows.items()}}
     if data["mask"][0] is not None:
         report.update(_hole_checks(model, config, data, outputs, classifier, quiet))

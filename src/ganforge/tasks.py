@@ -56,7 +56,7 @@ TASKS.register("denoise")(Task(
      "train": _RESTORE_TRAIN, "log": _LOG}))
 TASKS.register("colorize")(Task(
     "gray in, RGB out (RGB output with L1 + adversarial; the gray input's luma is the baseline)",
-    {"data": {**_PHOTOS, "resolution": 64, "degrade": "gray"},
+    {"data": {**_PHOTOS, "name": "photos:color", "resolution": 64, "degrade": "gray"},
      "model": {"name": "unet"},
      "objective": {"name": "image2image", "adv_weight": 0.01},
      "train": _RESTORE_TRAIN, "log": _LOG}))

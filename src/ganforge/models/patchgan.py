@@ -156,15 +156,7 @@ def condition_channels(shape: DataShape) -> int:
 
 
 def build_patchgan(args, shape: DataShape, family: str) -> PatchGAN:
-    """The D of an image-to-image family from its d_* options, checked against the crop size.
-
-    `shape.resolution` is the side of the judged (target) crops; `family` names the model in
-    the error.
-    """
+    """The D of an image-to-image family from its d_* options. The objective checks its
+    `min_size` against the crops, and only when it trains D (an L1-only run never calls it)."""
     cond = condition_channels(shape) if args.d_conditional else 0
-    min_size = patchgan_min_size(args.d_layers)
-    if shape.resolution < min_size:
-        raise ConfigError(f"data.resolution={shape.resolution}: {family}'s PatchGAN with "
-                          f"model.d_layers={args.d_layers} needs crops of at least {min_size} "
-                          f"pixels; lower model.d_layers or use larger crops")
     return PatchGAN(shape.channels, cond, args.d_width, args.d_layers, args.d_norm)

@@ -64,6 +64,9 @@ class Objective:
         """The scalar to minimise in `phase`, and detached values to log."""
         raise NotImplementedError
 
+    def check_data(self, shape) -> None:
+        """Refuse data the networks cannot be trained on (before the run directory is made)."""
+
     def after_step(self, phase: str) -> None:
         """Called after each optimiser step of `phase` (e.g. WGAN weight clipping)."""
 

@@ -107,6 +107,14 @@ class Image2ImageObjective(Objective):
             self.phases = [Phase("G", "G")]
         self._out: torch.Tensor | None = None
 
+    def check_data(self, shape) -> None:
+        least = getattr(self.nets["D"], "min_size", 0)
+        if self.args.adv_weight and shape.resolution < least:
+            raise ConfigError(f"data.resolution={shape.resolution}: the PatchGAN discriminator with "
+                              f"model.d_layers={self.nets['D'].layers} needs crops of at least "
+                              f"{least} pixels; lower model.d_layers, use larger crops or set "
+                              f"objective.adv_weight=0")
+
     # Pieces.
     def _check(self, batch: Batch) -> None:
         if batch.source is None:

@@ -73,6 +73,7 @@ class Trainer:
             if self.channels_last:
                 net.to(memory_format=torch.channels_last)
         self.objective = build_objective(config.objective, self.nets)
+        self.objective.check_data(self.shape)
         # Under torchrun the objective trains through DDP-wrapped networks (same parameters).
         self.train_nets = {name: distributed.wrap(net, self.device, train.sync_batchnorm)
                            for name, net in self.nets.items()}
