@@ -573,3 +573,12 @@ def test_the_discriminator_size_counts_only_when_it_is_trained(tmp_path, patches
     with pytest.raises(ConfigError, match="data.resolution=16.*adv_weight"):
         ganforge.train(overrides={**small, "objective.adv_weight": 0.1, "out": str(tmp_path / "adv")})
     assert not (tmp_path / "adv").exists()
+
+
+def test_resume_refuses_another_degradation_or_task(tmp_path):
+    run = ganforge.train(overrides=task_overrides("inpaint", tmp_path / "run", **{"train.steps": 1})).dir
+    with pytest.raises(ConfigError, match="data.degrade was 'mask:free-form'.*now 'mask:box'"):
+        ganforge.train(resume=run, overrides={"data.degrade": "mask:box", "train.steps": 2})
+    with pytest.raises(ConfigError, match="task was 'inpaint'"):
+        ganforge.train(resume=run, overrides={"task": "replace", "train.steps": 2})
+    assert ganforge.train(resume=run, overrides={"train.steps": 2}).step == 2

@@ -24,27 +24,30 @@ TASKS: Registry[Task] = Registry("task")
 
 # Restoration on photos: crops of scikit-image's bundled photos (held-out ones for evaluation).
 _PHOTOS = {"name": "photos", "channels": 3}
-_RESTORE_TRAIN = {"batch_size": 16, "lr": 2e-4, "steps": 4000, "lr_schedule": "cosine"}
+_RESTORE_TRAIN = {"batch_size": 16, "lr": 2e-4, "steps": 2500, "lr_schedule": "cosine"}
+# A U-Net sized for small gray images (digits, MNIST): a quarter of pix2pix's widths.
+_SMALL_UNET = {"name": "unet", "g_width": 32, "max_width": 256}
 _LOG = {"sample_every": 250, "checkpoint_every": 250}
 
 TASKS.register("generate")(Task("images from noise (GAN, VAE): today's default"))
 TASKS.register("inpaint")(Task(
     "fill a hole (free-form strokes, boxes, a mask PNG); pixels outside it stay bit-identical",
     {"data": {"name": "digits", "resolution": 32, "channels": 1, "degrade": "mask:free-form"},
-     "model": {"name": "unet"},
+     "model": _SMALL_UNET,
      "objective": {"name": "image2image", "adv_weight": 0.01},
      "train": {"batch_size": 32, "steps": 3000}, "log": _LOG},
     needs=("mask",)))
 TASKS.register("replace")(Task(
     "draw an instance of a requested class in a region (class-conditional inpainting)",
     {"data": {"name": "mosaic:digits", "resolution": 32, "channels": 1, "degrade": "mask:region"},
-     "model": {"name": "unet", "conditional": True},
+     "model": {**_SMALL_UNET, "conditional": True},
      "objective": {"name": "image2image", "adv_weight": 0.01},
      "train": {"batch_size": 32, "steps": 3000}, "log": _LOG},
     needs=("mask", "class")))
 TASKS.register("super-resolve")(Task(
-    "upscale x2 or x4 (--scale); SRResNet/EDSR-style, L1, optionally adversarial",
-    {"data": {**_PHOTOS, "resolution": 96, "degrade": "downscale:4"},
+    "upscale x2 or x4 (--scale, which also sets 32-pixel input crops); EDSR-style, L1, "
+    "optionally adversarial",
+    {"data": {**_PHOTOS, "resolution": 128, "degrade": "downscale:4"},
      "model": {"name": "srresnet"},
      "objective": {"name": "image2image"},
      "train": _RESTORE_TRAIN, "log": _LOG}))

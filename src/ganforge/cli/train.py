@@ -50,7 +50,8 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: dict) -> Non
         parser.add_argument(f"--{option.replace('_', '-')}", type=kind, default=None,
                             help=f"{text} [{key}; default: {_default(key, defaults)}]")
     parser.add_argument("--scale", type=int, default=None, choices=(2, 3, 4),
-                        help="super-resolve: the upscaling factor [sets data.degrade=downscale:N]")
+                        help="super-resolve: the upscaling factor [sets data.degrade=downscale:N "
+                             "and, unless --resolution is given, data.resolution=32*N]")
     parser.add_argument("--out", default=None,
                         help="run directory [default: runs/<time>-<model>-<dataset>]")
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
@@ -104,6 +105,8 @@ def resolve(args: argparse.Namespace, defaults: dict):
         if args.degrade is not None:
             raise ConfigError("give --scale or --degrade, not both")
         overrides["data.degrade"] = f"downscale:{args.scale}"
+        if args.resolution is None:  # input crops of 32 pixels at every scale (EDSR uses 48)
+            overrides["data.resolution"] = 32 * args.scale
     if args.out is not None:
         overrides["out"] = args.out
     if args.quiet:

@@ -365,13 +365,17 @@ class Trainer:
         """--resume: check the run is compatible, then load its last checkpoint."""
         path = rundir.find_checkpoint(self.run_dir, "last")
         saved, now = checkpoint.read_meta(path)["config"], self.config.to_dict()
-        fixed = [f"data.{k}" for k in ("name", "resolution", "channels")] + [f"model.{k}" for k in now["model"]]
+        fixed = [f"data.{k}" for k in ("name", "resolution", "channels", "degrade")] + \
+            [f"model.{k}" for k in now["model"]] + ["task"]
         for key in fixed:
-            section, name = key.split(".")
-            if saved[section].get(name) != now[section].get(name):
-                raise ConfigError(f"--resume: {key} was {saved[section].get(name)!r} in this run, "
-                                  f"now {now[section].get(name)!r}; a run continues with the data "
-                                  f"and networks it started with")
+            section, _, name = key.rpartition(".")
+            was = saved[section].get(name) if section else saved.get(name, "generate")
+            now_value = now[section].get(name) if section else now.get(name)
+            if section == "data" and name == "degrade":
+                was = was or ""
+            if was != now_value:
+                raise ConfigError(f"--resume: {key} was {was!r} in this run, now {now_value!r}; a "
+                                  f"run continues with the data and networks it started with")
         self._load_state(path)
         self._write_config()
 
