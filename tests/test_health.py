@@ -27,6 +27,26 @@ TINY = {"model.g_width": 8, "model.d_width": 8, "train.batch_size": 16, "data.re
 FORCED_COLLAPSE = {"health.d_win_accuracy": 0.01, "health.d_win_steps": 4}
 
 
+@pytest.fixture
+def collapse_once(monkeypatch):
+    """With FORCED_COLLAPSE, D wins at every log line until the first rollback and never after
+    it: one collapse per run. (A collapse rolls back to before its streak, step 0 here, where
+    a forced streak would begin again.)"""
+    check_log, reset = HealthMonitor.check_log, HealthMonitor.reset
+
+    def rigged(self, record, weights_finite, since_step):
+        if getattr(self, "rolled_back", False) and "D_accuracy" in record:
+            record = {**record, "D_accuracy": 0.0}
+        return check_log(self, record, weights_finite, since_step)
+
+    def reset_and_remember(self):
+        self.rolled_back = True
+        reset(self)
+
+    monkeypatch.setattr(HealthMonitor, "check_log", rigged)
+    monkeypatch.setattr(HealthMonitor, "reset", reset_and_remember)
+
+
 
 
 def tiny(tmp_path: Path, steps: int, **extra) -> dict:
@@ -283,7 +303,7 @@ def test_enabled_health_logs_gradient_norms(tmp_path):
 # --------------------------------------------------------------------------- collapse
 
 @pytest.mark.parametrize("case", ["plain", "augment", "ada", "r1", "wgan-gp"])
-def test_collapse_rolls_back_and_strengthens_the_objective(tmp_path, case):
+def test_collapse_rolls_back_and_strengthens_the_objective(tmp_path, case, collapse_once):
     options = {"plain": {}, "augment": {"objective.augment": "translation", "objective.augment_p": 0.3},
                "ada": {"objective.ada": True, "objective.ada_speed": 10 ** 9},
                "r1": {"objective.r1_gamma": 1.0}, "wgan-gp": {"objective.loss": "wgan-gp"}}[case]
@@ -292,7 +312,8 @@ def test_collapse_rolls_back_and_strengthens_the_objective(tmp_path, case):
     assert run.step == 6 and run.stop_reason == "steps done"
     (line,) = health_lines(run.dir)
     assert line["health"] == "collapse" and "D_accuracy" in line["reason"]
-    assert line["step"] == 3 and line["action"].startswith("rolled back from step 4 to step 3")
+    # The streak began at the first log line: back to the checkpoint written before it.
+    assert line["step"] == 0 and line["action"].startswith("rolled back from step 4 to step 0")
     state = last(run.dir)[1]
     objective = state["objective"]
     assert state["lr_scale"] == 1.0 and state["rollbacks"] == 1  # strengthened instead
@@ -312,7 +333,7 @@ def test_collapse_rolls_back_and_strengthens_the_objective(tmp_path, case):
     assert t.objective.state_dict() == objective
 
 
-def test_collapse_without_anything_to_raise_lowers_the_learning_rate(tmp_path, monkeypatch):
+def test_collapse_without_anything_to_raise_lowers_the_learning_rate(tmp_path, monkeypatch, collapse_once):
     monkeypatch.setattr(GANObjective, "strengthen", lambda self: None)
     run = ganforge.train(overrides=tiny(tmp_path, 6, **{**FORCED_COLLAPSE, "log.checkpoint_every": 3}))
     (line,) = health_lines(run.dir)
@@ -320,15 +341,16 @@ def test_collapse_without_anything_to_raise_lowers_the_learning_rate(tmp_path, m
     assert last(run.dir)[1]["lr_scale"] == 0.5
 
 
-def test_a_rollback_restores_the_checkpointed_state(tmp_path, monkeypatch):
-    """Right after a rollback the loop holds exactly what the last checkpoint holds."""
+def test_a_rollback_restores_the_checkpointed_state(tmp_path, monkeypatch, collapse_once):
+    """Right after a rollback the loop holds exactly what the checkpoint rolled back to holds
+    (for a collapse: `rollback`, kept when the streak began)."""
     checked = []
     original = Trainer._recover
 
     def recover(self, action, logger):
         failed_at = self.step
+        tensors, meta = checkpoint.load(self.run_dir / "checkpoints" / "rollback.safetensors")
         result = original(self, action, logger)
-        tensors, meta = last(self.run_dir)
         assert self.step == meta["step"] < failed_at
         for name, net in self.nets.items():
             for key, value in net.state_dict().items():
@@ -347,15 +369,15 @@ def test_a_rollback_restores_the_checkpointed_state(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "_recover", recover)
     run = ganforge.train(overrides=tiny(tmp_path, 8, **{**FORCED_COLLAPSE, "log.checkpoint_every": 3}))
-    assert checked and checked[0] == (4, 3)
+    assert checked == [(4, 0)]
     # The health line is logged at the step rolled back to, and the log goes on from there.
     records = metrics(run.dir)
     steps = [r["step"] for r in records]
     first = next(i for i, r in enumerate(records) if "health" in r)
-    assert records[first]["step"] == 3 and steps[:first] == [2, 4] and steps[first + 1] == 4
+    assert records[first]["step"] == 0 and steps[:first] == [2, 4] and steps[first + 1] == 2
 
 
-def test_a_rollback_replays_the_same_batches(tmp_path, monkeypatch):
+def test_a_rollback_replays_the_same_batches(tmp_path, monkeypatch, collapse_once):
     """The sampler and RNG states come back: the steps after a rollback see the same data."""
     from ganforge.training.batches import EpochSampler
 
@@ -370,8 +392,8 @@ def test_a_rollback_replays_the_same_batches(tmp_path, monkeypatch):
     monkeypatch.setattr(EpochSampler, "next", next_batch)
     ganforge.train(overrides=tiny(tmp_path, 4, **{**FORCED_COLLAPSE, "log.checkpoint_every": 3,
                                                   "health.d_win_steps": 4}))
-    # Steps 1..4 drew 4 batches; the rollback to step 3 replays step 4's batch.
-    assert len(drawn) == 5 and drawn[4] == drawn[3]
+    # Steps 1..4 drew 4 batches; the rollback to step 0 replays all four.
+    assert len(drawn) == 8 and drawn[4:] == drawn[:4]
 
 
 # --------------------------------------------------------------------------- evaluation-driven health

@@ -1,11 +1,14 @@
 """ganforge's one checkpoint format: a safetensors file whose metadata holds JSON.
 
 Everything needed to continue a run (weights, EMA, optimiser state, RNG states, step,
-config) goes into one file, written to a temporary name, flushed and renamed, so a crash
-never leaves a half-written checkpoint. Loading never unpickles anything.
+config) goes into one file, written to a temporary name, flushed and renamed, and the
+folder is flushed after the rename, so neither a crash nor a power cut leaves a half-written
+checkpoint or loses the rename. A write that fails (a full disk) raises CheckpointWriteError
+naming the file and leaves the previous checkpoint as it was. Loading never unpickles anything.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -21,21 +24,61 @@ FORMAT = "ganforge-checkpoint"
 VERSION = 1
 
 
+class CheckpointWriteError(CheckpointError, OSError):
+    """A checkpoint could not be written (disk full, no permission); the previous one is kept.
+
+    Both a CheckpointError (the CLI prints it as one line) and an OSError (what it is)."""
+
+
 def save(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    """Write tensors and JSON-able `meta` to `path` atomically."""
+    """Write tensors and JSON-able `meta` to `path` atomically.
+
+    The file is written under a temporary name, flushed to disk and renamed over `path`; then
+    the folder itself is flushed, so the rename survives a power cut. Until the rename,
+    `path` keeps its previous content, whatever fails.
+
+    Args:
+        path: the checkpoint file (its folder is made if missing).
+        tensors: named tensors (moved to the CPU for writing).
+        meta: JSON-able values, stored in the safetensors header.
+
+    Raises:
+        CheckpointWriteError: the file could not be written (e.g. the disk is full); one
+            line naming `path`, and `path` still holds the previous checkpoint.
+
+    Example:
+        >>> save("runs/a/checkpoints/last.safetensors", {"w": torch.zeros(2)}, {"step": 5})
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     header = {"format": FORMAT, "version": VERSION, **meta}
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors, str(tmp), metadata={"ganforge": json.dumps(header)})
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        fsync_folder(path.parent)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise CheckpointWriteError(f"cannot write checkpoint {str(path)!r}: {reason}; the previous "
+                                   f"checkpoint there is unchanged") from error
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def fsync_folder(folder: str | Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk; a no-op where folders cannot be
+    opened (Windows)."""
+    if os.name != "posix":
+        return
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def read_meta(path: str | Path) -> dict:

@@ -71,7 +71,8 @@ class TrainConfig:
     lr_d: Union[float, None] = None  # TTUR: the discriminator's own learning rate (default: lr)
     betas_g: Union[list, None] = None  # the generator's own Adam betas [beta1, beta2]
     betas_d: Union[list, None] = None  # the discriminator's own Adam betas [beta1, beta2]
-    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"  # decay towards 0 over train.steps
+    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"  # decay towards 0 over the horizon
+    schedule_steps: Union[int, None] = None  # the schedule's horizon (default: train.steps at the first start)
     ema_decay: float = 0.999         # EMA of generator weights, used for sampling; 0 turns it off
     seed: int = 0
     device: str = "auto"             # auto, cpu, cuda, cuda:1, mps
@@ -85,6 +86,8 @@ class TrainConfig:
     def check(self) -> None:
         _require(self.batch_size >= 1, "train.batch_size", self.batch_size, "must be at least 1")
         _require(self.steps >= 0, "train.steps", self.steps, "must be >= 0")
+        _require(self.schedule_steps is None or self.schedule_steps >= 1, "train.schedule_steps",
+                 self.schedule_steps, "must be at least 1")
         _require(self.time_budget is None or self.time_budget > 0, "train.time_budget",
                  self.time_budget, "must be positive seconds")
         _require(self.lr > 0, "train.lr", self.lr, "must be positive")
@@ -212,11 +215,23 @@ def _build(cls, raw: dict, prefix: str):
         kind = hints[key]
         if dataclasses.is_dataclass(kind):
             if not isinstance(value, dict):
-                raise ConfigError(f"{dotted} must be a section (mapping), got {value!r}")
+                raise ConfigError(f"config section {dotted!r} must be a mapping like "
+                                  f"{_section_example(kind, value)}, got {value!r}")
             values[key] = _build(kind, value, dotted + ".")
         else:
             values[key] = _coerce(value, kind, dotted)
     return cls(**values)
+
+
+def _section_example(cls, value: Any) -> str:
+    """`{name: dcgan, ...}`: the first key of a section in YAML's one-line form, with the
+    value the user wrote where it fits (`model: stylegan` -> `{name: stylegan, ...}`)."""
+    first = dataclasses.fields(cls)[0]
+    example = getattr(cls(), first.name)
+    if first.name == "name" and isinstance(value, str) and value:
+        example = value
+    shown = yaml.safe_dump(example, default_flow_style=True).strip().removesuffix("...").strip()
+    return f"{{{first.name}: {shown}, ...}}"
 
 
 def _coerce(value: Any, kind, key: str):
@@ -320,14 +335,37 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def load_yaml(path: str | Path) -> dict:
-    """Read a YAML config file into a dict, naming the file in any error."""
+    """Read a YAML config file into a dict, naming the file in any error (missing, a folder,
+    unreadable, not text, not YAML, not a mapping of sections)."""
     path = Path(path)
+    where = f"config file {str(path)!r}"
+    if path.is_dir():
+        raise ConfigError(f"{where} is a directory; give a YAML file such as config.yaml")
     if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
-    raw = parse_yaml(path.read_text(), f"config file {str(path)!r}") or {}
+        raise ConfigError(f"{where} does not exist")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{where} cannot be read: {error.strerror or error}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{where} is not a text (UTF-8) YAML file: byte {data[error.start]:#04x} at "
+                          f"offset {error.start} (binary data? a checkpoint?)") from None
+    if "\x00" in text:
+        raise ConfigError(f"{where} is not a text YAML file: it holds NUL bytes (binary data?)")
+    raw = parse_yaml(text, where) or {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections")
+        raise ConfigError(f"{where} must hold a mapping of sections like "
+                          f"{{model: {{name: dcgan}}, train: {{steps: 1500}}}}, got {_kind(raw)}")
     return raw
+
+
+def _kind(value: Any) -> str:
+    """'a list', "the text 'dcgan'", ... for errors about what a file held."""
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    return {list: "a list"}.get(type(value), f"a {type(value).__name__} ({str(value)[:40]})")
 
 
 def dump_yaml(config: Config) -> str:

@@ -133,3 +133,63 @@ def wrap(net: nn.Module, device: torch.device, sync_batchnorm: bool) -> nn.Modul
     # Progressive growing leaves the parameters of stages not yet grown without gradients.
     unused = hasattr(net, "idle_parameters")
     return DataParallel(net, device_ids=ids, find_unused_parameters=unused)
+
+
+# --------------------------------------------------------------------------- reductions
+# Statistics that every rank must act on alike (ADA's over-fitting measure) are summed over
+# ranks here. NCCL reduces only tensors on this rank's CUDA device, so a value kept on the
+# host (a Python number turned tensor) is moved there first and the sum handed back where
+# it came from.
+
+def reduction_device(tensor: torch.Tensor) -> torch.device:
+    """Where a collective can reduce `tensor`: this rank's CUDA device under NCCL, else
+    where the tensor already is."""
+    if is_distributed() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return tensor.device
+
+
+def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """The element-wise sum of `tensor` over all ranks, on every rank, on `tensor`'s device.
+
+    Every rank must call it (a collective); outside torchrun it returns `tensor` itself.
+    The input is never written to.
+
+    Args:
+        tensor: a float tensor of the same shape on every rank.
+
+    Example:
+        >>> totals = sum_over_ranks(torch.tensor([sign_sum, count]))   # the same on every rank
+    """
+    if not is_distributed():
+        return tensor
+    total = tensor.detach().to(reduction_device(tensor), copy=True)
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total.to(tensor.device)
+
+
+# --------------------------------------------------------------------------- per-rank state
+# What differs between ranks and must survive a resume (each rank's random generators) is
+# gathered to rank 0, which alone writes checkpoints; each rank restores its own part.
+
+def gather_per_rank(tensor: torch.Tensor, device: torch.device) -> list[torch.Tensor]:
+    """Every rank's `tensor`, in rank order, on the CPU (a collective: every rank calls it).
+
+    Outside torchrun: `[tensor]`. The tensors must have the same shape and dtype on every
+    rank (a generator state does). `device` is this rank's training device: NCCL gathers
+    only CUDA tensors, gloo CPU ones.
+
+    Args:
+        tensor: this rank's value, e.g. `torch.get_rng_state()`.
+        device: the rank's training device (where the collective runs).
+
+    Example:
+        >>> states = gather_per_rank(torch.get_rng_state(), device)   # states[k]: rank k's
+    """
+    if not is_distributed():
+        return [tensor]
+    mine = tensor.to(device)
+    parts = [torch.empty_like(mine) for _ in range(world_size())]
+    dist.all_gather(parts, mine)
+    return [part.cpu() for part in parts]
+

@@ -5,6 +5,18 @@ Features come from the penultimate layer of a classifier trained on the run's ow
 Inception-v3 when the user passes a local weights file. Every number is printed beside the
 same metric for real held-out images against real training images: what a perfect
 generator would score with the same number of images.
+
+So that no number can flatter, what is compared with what is fixed here and recorded in
+the report's `setup`:
+- reference images: the GAN's training images (the train split; for a set without a test
+  split, such as `folder:` and `npz:`, a fixed 80 % of each class);
+- held-out images: the test split, or the other 20 % of each class; the floor scores them
+  exactly as samples are scored;
+- the cached feature classifier learns from the reference images only, so held-out images
+  are as new to it as the samples are;
+- a conditional model is sampled with labels in the reference set's class proportions.
+Mode collapse is flagged whatever the FID (`collapse_warnings`), and `memorization_audit`
+tells samples that copy training images from samples that merely look real.
 """
 from __future__ import annotations
 
@@ -12,8 +24,10 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import checkpoint, metrics, rundir
@@ -21,26 +35,39 @@ from .config import DataConfig
 from .data import ImageSet, load_dataset
 from .data.sources import parse_name
 from .errors import ConfigError, DataError
+from .imageio import grid, save_png, to_hwc
 from .inference import generate, load, load_classifier
 
 MAX_REAL = 20_000          # real reference images at most (a fixed random subset beyond that)
 MAX_SAMPLES = 10_000       # generated images by default at most
 HELDOUT_SHARE = 0.2        # held out from sets without a test split
 MIN_SAMPLES = 6            # k-NN precision/recall and density need more than k=5 neighbours
+FAR_BELOW_FLOOR = 0.5      # a collapse warning: a diversity number under this share of the floor's
+MEMORIZATION_PERCENTILE = 5.0  # "closer than held-out images typically are": below their 5th percentile
+MAX_AUDIT_HELDOUT = 2_000  # held-out images that set that percentile (a fixed subset beyond that)
+GRID_PAIRS = 16            # (sample, nearest training image) pairs in the memorisation grid
+MEMORIZATION_GRID = "memorization.png"
+TEST_SPLIT = "test split"
+LABELS_NOTE = ("in the reference images' class proportions (largest-remainder counts), "
+               "in an order shuffled with the seed")
+REFERENCE_SUFFIX = ".reference.npz"  # the reference part a cached feature classifier learns from
 # Metrics where a larger value is better; for the rest smaller is better.
 HIGHER_IS_BETTER = {"is", "precision", "recall", "density", "coverage", "classes_present",
-                    "class_entropy", "cas", "diversity_ratio"}
+                    "class_entropy", "cas", "diversity_ratio", "diversity_min", "diversity_mean"}
 
 
 # Feature extractors.
 class ClassifierFeatures:
-    """Penultimate-layer features and class probabilities of a ganforge classifier."""
+    """Penultimate-layer features and class probabilities of a ganforge classifier;
+    `trained_on` is the data set it learnt from (its run's data.name)."""
 
     def __init__(self, run_dir: str | Path, device: str = "cpu"):
         self.classifier = load_classifier(run_dir, device=device)
         self.run_dir = str(run_dir)
-        self.name = f"classifier:{self.classifier.meta['config']['model']['name']} ({run_dir})"
+        config = self.classifier.meta["config"]
+        self.name = f"classifier:{config['model']['name']} ({run_dir})"
         self.num_classes = len(self.classifier.class_names)
+        self.trained_on = config["data"]["name"]
 
     def features_and_probs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.classifier.features(images)
@@ -53,14 +80,30 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GANFORGE_CACHE", Path.home() / ".cache" / "ganforge"))
 
 
+def has_test_split(data: DataConfig) -> bool:
+    """Whether the data set has an official test split (`folder:` and `npz:` sets have none)."""
+    try:
+        load_dataset(data, "test")
+    except DataError:
+        return False
+    return True
+
+
 def feature_classifier(data: DataConfig, quiet: bool = False) -> Path:
     """The cached classifier run for this data set, resolution and channel count; trained
     with `ganforge classify train` defaults the first time it is asked for, always in fp32:
-    the feature space of FID must not depend on whether the CPU has bf16 units."""
+    the feature space of FID must not depend on whether the CPU has bf16 units.
+
+    It learns from the reference images only: the train split, or, for a set without a test
+    split, the fixed reference part of `load_splits` (written to an npz file beside the run
+    while it trains), so the held-out images of the floor are as new to it as samples are.
+    """
     kind, arg = parse_name(data.name)
     source = f"{kind}:{Path(arg).resolve()}" if arg else kind
     where = str(Path(data.data_dir).resolve()) if data.data_dir else ""
-    key = json.dumps([source, where, data.resolution, data.channels])
+    own_split = not has_test_split(data)
+    key = [source, where, data.resolution, data.channels] + (["reference part"] if own_split else [])
+    key = json.dumps(key)
     slug = f"{kind}-{data.resolution}px-{data.channels}ch-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
     run_dir = cache_dir() / "classifiers" / slug
     last = rundir.checkpoint_path(run_dir, "last")
@@ -77,17 +120,31 @@ def feature_classifier(data: DataConfig, quiet: bool = False) -> Path:
 
     if not quiet:
         print(f"training a feature classifier for {data.name} (once; cached in {run_dir})", flush=True)
+    reference_file = run_dir.with_name(slug + REFERENCE_SUFFIX)
+    if own_split and not reference_file.is_file():
+        _write_reference(load_splits(data).reference, reference_file)
     if last.is_file():  # an interrupted earlier attempt: finish it
         train(resume=run_dir, overrides={"log.progress": False})
     else:
-        overrides = {**CLASSIFY_DEFAULTS, "data.name": data.name, "data.data_dir": data.data_dir,
+        name, data_dir = (f"npz:{reference_file}", None) if own_split else (data.name, data.data_dir)
+        overrides = {**CLASSIFY_DEFAULTS, "data.name": name, "data.data_dir": data_dir,
                      "data.resolution": data.resolution, "data.channels": data.channels,
                      "train.precision": "fp32", "out": str(run_dir), "log.progress": False}
         if run_dir.exists():  # a directory without a checkpoint: start it again
             import shutil
             shutil.rmtree(run_dir)
         train(overrides=overrides)
+    reference_file.unlink(missing_ok=True)  # trained: the copy of the images is not needed again
     return run_dir
+
+
+def _write_reference(images: ImageSet, path: Path) -> None:
+    """The reference part as an npz archive (`npz:` source layout), written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as file:
+        np.savez(file, x=to_hwc(images.images), y=images.labels.numpy())
+    tmp.replace(path)
 
 
 def build_extractor(data: DataConfig, classifier: str | Path | None = None,
@@ -106,17 +163,83 @@ def build_extractor(data: DataConfig, classifier: str | Path | None = None,
     return ClassifierFeatures(classifier, device)
 
 
-# The evaluator.
-def real_splits(data: DataConfig) -> tuple[ImageSet, ImageSet, str]:
-    """(reference, held-out, how): the test split when the set has one, else a fixed 20 %."""
+# The real images: reference and held-out.
+@dataclass
+class RealSplits:
+    """The real images of an evaluation and how they were chosen.
+
+    `train` holds every image the generator may have trained on; `reference` is what samples
+    are compared with (all of `train`, or its fixed reference part); `heldout` makes the
+    floor. `heldout_in_train` gives, for a set without a test split, each held-out image's
+    index in `train` (None when the held-out images are a separate test split).
+    """
+
+    train: ImageSet
+    reference: ImageSet
+    heldout: ImageSet
+    heldout_in_train: torch.Tensor | None
+    how: str
+
+
+def heldout_split(labels: torch.Tensor | None, n: int,
+                  share: float = HELDOUT_SHARE) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reference, held-out) indices of a set without a test split, fixed once (seed 0).
+
+    With labels, `share` of each class (rounded, at least 2 images in all) is held out and
+    every class keeps at least one reference image, so both sides see every class in its
+    proportion; without labels, `share` of the whole set.
+
+    Args:
+        labels: N class indices, or None.
+        n: number of images.
+        share: the held-out share.
+
+    Example:
+        >>> reference, heldout = heldout_split(torch.tensor([0] * 10 + [1] * 5), 15)
+        >>> len(reference), len(heldout)
+        (12, 3)
+    """
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    if labels is None:
+        cut = min(max(2, int(n * share)), n - 1)
+        return order[cut:].sort().values, order[:cut].sort().values
+    held = []
+    shuffled = labels.cpu()[order]
+    for c in shuffled.unique().tolist():
+        members = order[shuffled == c]
+        held.append(members[:min(int(len(members) * share + 0.5), len(members) - 1)])
+    held_index = torch.cat(held)
+    if len(held_index) < 2:  # tiny sets: two held-out images at least, as without labels
+        held_index = torch.cat([held_index, order[~torch.isin(order, held_index)]])[:2]
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[held_index] = False
+    return keep.nonzero().flatten(), held_index.sort().values
+
+
+def load_splits(data: DataConfig) -> RealSplits:
+    """The data set's real images as reference and held-out parts: the train and test splits
+    when the set has a test split, else `heldout_split` of the training images.
+
+    Example:
+        >>> load_splits(DataConfig(name="digits")).how
+        'test split'
+    """
     train = load_dataset(data, "train")
     try:
-        return train, load_dataset(data, "test"), "test split"
+        return RealSplits(train, train, load_dataset(data, "test"), None, TEST_SPLIT)
     except DataError:
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
-        cut = max(2, int(len(train) * HELDOUT_SHARE))
-        return train.subset(order[cut:]), train.subset(order[:cut]), \
-            f"fixed {HELDOUT_SHARE:.0%} of the training images"
+        pass
+    reference, heldout = heldout_split(train.labels, len(train))
+    per = " of each class" if train.labels is not None else ""
+    how = (f"a fixed {HELDOUT_SHARE:.0%}{per} of the training images, compared with the other "
+           f"{1 - HELDOUT_SHARE:.0%} (no test split; the GAN may have trained on them)")
+    return RealSplits(train, train.subset(reference), train.subset(heldout), heldout, how)
+
+
+def real_splits(data: DataConfig) -> tuple[ImageSet, ImageSet, str]:
+    """(reference, held-out, how) of `load_splits`."""
+    splits = load_splits(data)
+    return splits.reference, splits.heldout, splits.how
 
 
 def _subset(images: ImageSet, limit: int) -> ImageSet:
@@ -125,6 +248,63 @@ def _subset(images: ImageSet, limit: int) -> ImageSet:
     return images.subset(torch.randperm(len(images), generator=torch.Generator().manual_seed(1))[:limit])
 
 
+def _features_trained_on(extractor, data: DataConfig, splits: RealSplits) -> str:
+    """What the feature network learnt from, in words, and whether the held-out images were among it."""
+    trained_on = getattr(extractor, "trained_on", None)
+    if trained_on is None:
+        return "unknown"
+    if trained_on.endswith(REFERENCE_SUFFIX):
+        return "the reference images only (held-out images unseen)"
+    if trained_on == data.name:
+        if splits.heldout_in_train is None:
+            return "the train split (held-out images unseen)"
+        return "all training images, held-out ones included (the floor flatters)"
+    return trained_on
+
+
+# Collapse warnings.
+def collapse_warnings(model: dict, floor: dict, class_names: list[str] | None = None) -> list[str]:
+    """Warnings for samples far less varied than real data, whatever their FID.
+
+    "Far below the floor" means below FAR_BELOW_FLOOR (one half) of the real-data floor's
+    value of the same number, measured in the same feature space. Checked: `recall` (the
+    share of reference images whose k-NN ball holds a sample), `diversity_ratio` (mean
+    pairwise feature distance of all samples over that of the reference images) and, for
+    conditional models, each entry of `per_class_diversity` against the floor's for that
+    class. A generator that repeats one image per class fails all three; a good one scores
+    about the floor.
+
+    Args:
+        model: the model's scores (`Evaluator.__call__`).
+        floor: the floor's scores (`Evaluator.floor`).
+        class_names: names to print for class indices (default: the indices).
+
+    Example:
+        >>> collapse_warnings({"recall": 0.02}, {"recall": 0.6})[0][:41]
+        'recall 0.02 is below 50% of the real-data'
+    """
+    warnings = []
+    for key, what in (("recall", "the samples cover little of the real data"),
+                      ("diversity_ratio", "the samples vary far less than real images")):
+        value, reference = model.get(key), floor.get(key)
+        if value is not None and reference is not None and value < FAR_BELOW_FLOOR * reference:
+            fid = f", at FID {model['fid']:.4g}" if "fid" in model else ""
+            warnings.append(f"{key} {value:.3g} is below {FAR_BELOW_FLOOR:.0%} of the real-data floor "
+                            f"({reference:.3g}){fid}: {what}; mode collapse?")
+    ours, theirs = model.get("per_class_diversity") or [], floor.get("per_class_diversity") or []
+    low = [(value / reference, c, value, reference) for c, (value, reference) in enumerate(zip(ours, theirs))
+           if value is not None and reference is not None and value < FAR_BELOW_FLOOR * reference]
+    if low:
+        _, c, value, reference = min(low)
+        name = class_names[c] if class_names and c < len(class_names) else str(c)
+        checked = sum(v is not None and r is not None for v, r in zip(ours, theirs))
+        warnings.append(f"per-class diversity is below {FAR_BELOW_FLOOR:.0%} of the real-data floor "
+                        f"in {len(low)} of {checked} classes (worst: class {name}, {value:.3g} vs "
+                        f"{reference:.3g}): samples of one class look alike (collapse within classes)")
+    return warnings
+
+
+# The evaluator.
 class Evaluator:
     """Holds real features once; `__call__(generator)` scores a generator against them.
 
@@ -134,21 +314,43 @@ class Evaluator:
     """
 
     def __init__(self, data: DataConfig, extractor, n: int | None = None, seed: int = 0):
-        reference, heldout, how = real_splits(data)
-        reference = _subset(reference, MAX_REAL)
-        self.extractor, self.seed = extractor, seed
-        self.n = n or min(len(heldout), MAX_SAMPLES)
+        splits = load_splits(data)
+        self.data, self.extractor, self.seed = data, extractor, seed
+        self.n = n or min(len(splits.heldout), MAX_SAMPLES)
         if self.n < MIN_SAMPLES:
             raise ConfigError(f"evaluation needs at least {MIN_SAMPLES} samples, got n={self.n}")
+        labels = splits.reference.labels
+        self.class_names = list(splits.reference.class_names) if labels is not None else []
+        self.prior = None if labels is None else \
+            torch.bincount(labels.cpu(), minlength=len(self.class_names)).to(torch.float64)
+        reference = _subset(splits.reference, MAX_REAL)
         self.real_feats, self.real_probs = extractor.features_and_probs(reference.images)
-        self.real_labels = reference.labels
-        held_feats, held_probs = extractor.features_and_probs(heldout.images)
+        self.real_labels = None if reference.labels is None else reference.labels.cpu()
         self.real_spread = metrics.mean_pairwise_distance(self.real_feats)
+        self.class_spread = self._class_spreads()
+        held_feats, held_probs = extractor.features_and_probs(splits.heldout.images)
         self.floor = self._scores(held_feats, held_probs)
-        if extractor.num_classes and heldout.labels is not None:
-            self.floor["cas"] = float((held_probs.argmax(1) == heldout.labels.cpu()).float().mean())
+        if splits.heldout.labels is not None and self.real_labels is not None:
+            self.floor.update(self._per_class(held_feats, splits.heldout.labels.cpu(), len(self.class_names)))
+        if extractor.num_classes and splits.heldout.labels is not None:
+            self.floor["cas"] = float((held_probs.argmax(1) == splits.heldout.labels.cpu()).float().mean())
         self.setup = {"extractor": extractor.name, "n_samples": self.n, "n_real": len(reference),
-                      "n_heldout": len(heldout), "heldout": how, "seed": seed, "data_set": data.name}
+                      "n_heldout": len(splits.heldout), "heldout": splits.how, "seed": seed,
+                      "data_set": data.name,
+                      "features_trained_on": _features_trained_on(extractor, data, splits)}
+        if self.prior is not None:  # what a conditional model is asked for
+            self.setup["labels"] = LABELS_NOTE
+
+    def _class_spreads(self) -> list:
+        """Mean pairwise feature distance of the reference images of each class (None if too few)."""
+        if self.real_labels is None:
+            return []
+        spreads = []
+        for c in range(len(self.class_names)):
+            members = self.real_feats[self.real_labels == c]
+            spread = metrics.mean_pairwise_distance(members) if len(members) >= MIN_SAMPLES else 0.0
+            spreads.append(spread if spread > 0 else None)
+        return spreads
 
     def _scores(self, feats: torch.Tensor, probs: torch.Tensor) -> dict:
         kid, kid_std = metrics.kid(self.real_feats, feats, subset_size=min(1000, len(feats)), seed=self.seed)
@@ -165,62 +367,177 @@ class Evaluator:
                            "class_entropy": hist["normalized_entropy"]})
         return scores
 
+    def _per_class(self, feats: torch.Tensor, labels: torch.Tensor, classes: int) -> dict:
+        """Per class c, the images labelled c against the reference images of class c:
+        diversity (mean pairwise distance over the reference's), recall and coverage; None
+        where either side has fewer than MIN_SAMPLES images. `diversity_min`/`diversity_mean`
+        summarise the classes that have a value."""
+        diversity, recall, coverage = [], [], []
+        for c in range(classes):
+            fake = feats[labels == c]
+            real = self.real_feats[self.real_labels == c] if self.real_labels is not None else fake[:0]
+            spread = self.class_spread[c] if c < len(self.class_spread) else None
+            enough = min(len(real), len(fake)) >= MIN_SAMPLES and spread is not None
+            diversity.append(metrics.mean_pairwise_distance(fake, seed=self.seed) / spread
+                             if enough else None)
+            recall.append(metrics.precision_recall(real, fake)[1] if enough else None)
+            coverage.append(metrics.density_coverage(real, fake)[1] if enough else None)
+        result = {"per_class_diversity": diversity, "per_class_recall": recall,
+                  "per_class_coverage": coverage}
+        known = [value for value in diversity if value is not None]
+        if known:
+            result.update({"diversity_min": min(known), "diversity_mean": sum(known) / len(known)})
+        return result
+
     def score_images(self, images: torch.Tensor) -> dict:
         """Scores of given uint8 N x C x H x W images (e.g. an editor's outputs)."""
         feats, probs = self.extractor.features_and_probs(images)
         return self._scores(feats, probs)
 
+    def sample_labels(self, num_classes: int) -> torch.Tensor:
+        """`n` class labels in the reference images' class proportions (largest-remainder
+        counts, so the shares are exact up to one image), in an order shuffled with the seed;
+        equal shares when the reference images have no labels.
+
+        Example:
+            >>> Evaluator(DataConfig(name="digits"), extractor, n=100).sample_labels(10).bincount()
+        """
+        prior = torch.ones(num_classes, dtype=torch.float64)
+        if self.prior is not None and self.prior[:num_classes].sum() > 0:
+            prior = torch.zeros(num_classes, dtype=torch.float64)
+            prior[:min(num_classes, len(self.prior))] = self.prior[:num_classes]
+        share = prior / prior.sum() * self.n
+        counts = share.floor().long()
+        extra = (share - counts).argsort(descending=True, stable=True)[:self.n - int(counts.sum())]
+        counts[extra] += 1
+        labels = torch.repeat_interleave(torch.arange(num_classes), counts)
+        return labels[torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed))]
+
+    def conditional(self, net: torch.nn.Module) -> bool:
+        """Whether `net` is sampled and scored per class."""
+        return getattr(net, "num_classes", 0) > 0 and bool(self.extractor.num_classes)
+
     @torch.no_grad()
-    def __call__(self, net: torch.nn.Module) -> dict:
-        """Score generator `net` on `n` samples drawn with the evaluator's seed."""
+    def sample(self, net: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`n` uint8 samples of `net` drawn with the evaluator's seed, and their labels
+        (`sample_labels`) when `net` is conditional."""
         was_training = net.training
         net.eval()
-        labels = None
-        conditional = getattr(net, "num_classes", 0) > 0 and self.extractor.num_classes
-        if conditional:
-            labels = torch.arange(self.n) % net.num_classes
-        images = generate(net, self.n, self.seed, labels)
-        net.train(was_training)
+        labels = self.sample_labels(net.num_classes) if self.conditional(net) else None
+        try:
+            images = generate(net, self.n, self.seed, labels)
+        finally:
+            net.train(was_training)
+        return images, labels
+
+    def score_samples(self, images: torch.Tensor, labels: torch.Tensor | None = None,
+                      num_classes: int = 0) -> dict:
+        """Scores of samples; with their requested labels, also classification accuracy (CAS)
+        and the per-class numbers of `_per_class`."""
         feats, probs = self.extractor.features_and_probs(images)
         scores = self._scores(feats, probs)
-        if conditional:
+        if labels is not None:
             predicted = probs.argmax(1)
             scores["cas"] = float((predicted == labels).float().mean())
             scores["per_class_accuracy"] = [float((predicted[labels == c] == c).float().mean())
-                                            for c in range(net.num_classes)]
-            scores["per_class_coverage"] = self._per_class_coverage(feats, labels, net.num_classes)
+                                            if (labels == c).any() else None for c in range(num_classes)]
+            scores.update(self._per_class(feats, labels, num_classes))
         return scores
 
-    def _per_class_coverage(self, feats: torch.Tensor, labels: torch.Tensor, classes: int) -> list:
-        """Coverage of each class's real images by the samples made for that class (None
-        where either side has too few images for the k-NN balls)."""
-        if self.real_labels is None:
-            return [None] * classes
-        result = []
-        for c in range(classes):
-            real, fake = self.real_feats[self.real_labels.cpu() == c], feats[labels == c]
-            enough = min(len(real), len(fake)) >= MIN_SAMPLES
-            result.append(metrics.density_coverage(real, fake)[1] if enough else None)
-        return result
+    def __call__(self, net: torch.nn.Module) -> dict:
+        """Score generator `net` on `n` samples drawn with the evaluator's seed."""
+        images, labels = self.sample(net)
+        return self.score_samples(images, labels, getattr(net, "num_classes", 0))
+
+    def warnings(self, scores: dict) -> list[str]:
+        """`collapse_warnings` of `scores` against this evaluator's floor."""
+        return collapse_warnings(scores, self.floor, self.class_names)
+
+    def memorization(self, images: torch.Tensor, grid_path: str | Path | None = None) -> dict:
+        """`memorization_audit` of samples against this evaluator's data set and features."""
+        return memorization_audit(self.data, self.extractor, images, grid_path)
+
+
+# Memorisation.
+def memorization_audit(data: DataConfig, extractor, images: torch.Tensor,
+                       grid_path: str | Path | None = None) -> dict:
+    """How many samples are (near) copies of training images.
+
+    Each sample's nearest training image is found in feature space and in pixel space
+    (Euclidean, pixel values scaled to [0, 1]); so is each held-out real image's (for a set
+    without a test split, its nearest *other* training image). `share_features` and
+    `share_pixels` are the shares of samples closer to a training image than the
+    MEMORIZATION_PERCENTILE-th (5th) percentile of the held-out distances
+    (`threshold_features`, `threshold_pixels`): about 0.05 for a generator that makes new
+    images as real data does, near 1 for one that copies its training set. The grid shows
+    the GRID_PAIRS samples closest to a training image in pixel space, each followed by
+    that image.
+
+    Args:
+        data: the generator's data set.
+        extractor: the feature extractor (`build_extractor`).
+        images: uint8 N x C x H x W samples.
+        grid_path: where to write the PNG grid of closest pairs (None: no grid).
+
+    Example:
+        >>> audit = memorization_audit(data, extractor, generate(net, 1000), "runs/x/memorization.png")
+        >>> audit["share_pixels"]
+    """
+    splits = load_splits(data)
+    train, heldout, exclude = splits.train, splits.heldout, splits.heldout_in_train
+    if len(heldout) > MAX_AUDIT_HELDOUT:
+        chosen = torch.randperm(len(heldout), generator=torch.Generator().manual_seed(2))[:MAX_AUDIT_HELDOUT]
+        heldout = heldout.subset(chosen)
+        exclude = None if exclude is None else exclude[chosen]
+    train_feats = extractor.features_and_probs(train.images)[0]
+    if exclude is not None:  # the held-out images are training images: their features are known
+        held_feats = train_feats[exclude]
+    else:
+        held_feats = extractor.features_and_probs(heldout.images)[0]
+    # Per space: samples, held-out images, training images, the dtype searched in, the scale.
+    spaces = {"features": (extractor.features_and_probs(images)[0], held_feats, train_feats,
+                           torch.float64, 1.0),
+              "pixels": (images.flatten(1), heldout.images.flatten(1), train.images.flatten(1),
+                         torch.float32, 255.0)}
+    audit = {"percentile": MEMORIZATION_PERCENTILE, "n_samples": len(images), "n_training": len(train),
+             "n_heldout": len(heldout)}
+    for space, (samples, held, training, dtype, scale) in spaces.items():
+        held_d = metrics.nearest_neighbours(held, training, exclude, dtype=dtype)[0].double() / scale
+        sample_d, nearest = metrics.nearest_neighbours(samples, training, dtype=dtype)
+        sample_d = sample_d.double() / scale
+        threshold = float(torch.quantile(held_d, MEMORIZATION_PERCENTILE / 100))
+        audit[f"share_{space}"] = float((sample_d < threshold).double().mean())
+        audit[f"threshold_{space}"] = threshold
+        audit[f"median_{space}"] = float(sample_d.median())
+        audit[f"heldout_median_{space}"] = float(held_d.median())
+        if space == "pixels" and grid_path is not None:
+            closest = sample_d.argsort(stable=True)[:GRID_PAIRS]
+            pairs = torch.stack([image for i in closest.tolist()
+                                 for image in (images[i], train.images[int(nearest[i])])])
+            save_png(grid(to_hwc(pairs), nrow=8), grid_path)
+            audit["grid"] = str(grid_path)
+    return audit
 
 
 # Reports.
 def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, checkpoint: str = "last",
                  classifier: str | Path | None = None, inception_weights: str | Path | None = None,
-                 device: str = "cpu", quiet: bool = False) -> dict:
+                 device: str = "cpu", quiet: bool = False, memorization: bool = False) -> dict:
     """Evaluate a run's generator and write RUN/eval.json.
 
     Args:
         run_dir: a run directory of a generative model (GAN or VAE).
         n: samples to generate (default: as many as held-out real images, at most 10,000).
-        seed: noise seed of the samples.
+        seed: noise seed of the samples (and of the order of a conditional model's labels).
         checkpoint: 'last', 'best', 'step-NNNNNN' or a .safetensors path.
         classifier: a `ganforge classify train` run to take features from (default: cached).
         inception_weights: a local Inception-v3 weights file (uses Inception pool3 features).
+        memorization: also run `memorization_audit` (report["memorization"]) and write
+            RUN/memorization.png.
 
     Example:
         >>> report = evaluate_run("runs/demo")
-        >>> report["model"]["fid"], report["floor"]["fid"]
+        >>> report["model"]["fid"], report["floor"]["fid"], report["warnings"]
     """
     model = load(run_dir, checkpoint, device)
     if not hasattr(model, "sample"):
@@ -229,12 +546,19 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
     data = model.config.data
     extractor = build_extractor(data, classifier, inception_weights, device, quiet)
     evaluator = Evaluator(data, extractor, n, seed)
-    report = {"model": evaluator(model.net), "floor": evaluator.floor,
+    images, labels = evaluator.sample(model.net)
+    scores = evaluator.score_samples(images, labels, getattr(model.net, "num_classes", 0))
+    report = {"model": scores, "floor": evaluator.floor,
               "setup": {**evaluator.setup, "checkpoint": checkpoint, "step": model.step,
-                        "run": str(run_dir), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}}
+                        "run": str(run_dir), "time": time.strftime("%Y-%m-%dT%H:%M:%S")},
+              "warnings": evaluator.warnings(scores)}
+    if labels is None:
+        report["setup"].pop("labels", None)
     if n is not None and n != report["setup"]["n_heldout"]:
         report["setup"]["note"] = ("n differs from the held-out count, so the floor was measured "
                                    "with another sample size than the model")
+    if memorization:
+        report["memorization"] = evaluator.memorization(images, Path(run_dir) / MEMORIZATION_GRID)
     path = Path(run_dir) / "eval.json"
     tmp = path.with_name(".eval.json.tmp")
     tmp.write_text(json.dumps(report, indent=2))
@@ -243,7 +567,8 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
 
 
 def format_table(report: dict) -> str:
-    """Metric, model value, real-data floor, and which way is better."""
+    """Metric, model value, real-data floor, and which way is better; then what was compared
+    with what, the collapse warnings and the memorisation audit when there are any."""
     lines = [f"{'metric':<16}{'model':>12}{'real floor':>12}  better",
              f"{'-' * 16}{'-' * 12}{'-' * 12}  ------"]
     for key, value in report["model"].items():
@@ -257,5 +582,15 @@ def format_table(report: dict) -> str:
     setup = report["setup"]
     lines.append(f"{setup['n_samples']} samples (seed {setup['seed']}) vs {setup['n_real']} real "
                  f"training images; floor: {setup['n_heldout']} held-out real images "
-                 f"({setup['heldout']}); features: {setup['extractor']}")
+                 f"({setup['heldout']}); features: {setup['extractor']}, trained on "
+                 f"{setup.get('features_trained_on', 'unknown')}")
+    if "labels" in setup:
+        lines.append(f"class labels of the samples: {setup['labels']}")
+    audit = report.get("memorization")
+    if audit:
+        lines.append(f"memorization: {audit['share_features']:.1%} of samples (features) and "
+                     f"{audit['share_pixels']:.1%} (pixels) are closer to a training image than "
+                     f"{100 - audit['percentile']:g}% of held-out real images are (about "
+                     f"{audit['percentile']:g}% for new images); closest pairs: {audit.get('grid', '-')}")
+    lines += [f"WARNING: {warning}" for warning in report.get("warnings", [])]
     return "\n".join(lines)

@@ -20,11 +20,22 @@ from .models import MODELS, DataShape, check_shape, model_args
 from .objectives import OBJECTIVES, objective_args
 from .tasks import task_defaults
 
+# train.steps when a time budget is the limit: more steps than any budget reaches.
+BUDGET_STEPS = 10**12
+
 
 def make_config(config: Config | dict | str | Path | None = None, *, preset: str | None = None,
                 resume: str | Path | None = None, overrides: Iterable[str] | dict = ()) -> Config:
     """Resolve a config from layers: defaults < the model's defaults < `preset` or the run
     dir (resume) < `config` < `overrides`.
+
+    A time budget is the limit when no step count is given: with `train.time_budget` set and
+    `train.steps` in none of the user's layers (`preset`, the run dir, `config`, `overrides`;
+    a Config object gives every key), `train.steps` becomes BUDGET_STEPS, so training runs
+    until the budget is spent. A task's defaults count as given steps (a task is a sized
+    recipe; the budget is then a guard). A learning-rate schedule over `train.steps` has no
+    end to decay towards: one the user chose needs an explicit `train.steps` (a ConfigError
+    otherwise); one that came with a model or objective default keeps the default steps.
 
     Args:
         config: a Config, a nested dict, or a YAML file path.
@@ -55,9 +66,15 @@ def make_config(config: Config | dict | str | Path | None = None, *, preset: str
         raw = cfg.set_key(raw, key, value)
     if resume is not None:
         raw = cfg.set_key(raw, "out", str(resume))
-    raw = cfg.merge(task_defaults(raw), raw)
+    train = raw.get("train")
+    user_train = train if isinstance(train, dict) else {}
+    task = task_defaults(raw)
+    steps_given = "steps" in user_train or "steps" in task.get("train", {})  # a task is a recipe
+    raw = cfg.merge(task, raw)
     raw = _objective_train_defaults(_model_defaults(_default_objective(raw)))
     resolved = cfg.from_dict(raw)
+    if resolved.train.time_budget is not None and not steps_given:
+        _budget_is_the_limit(resolved, "lr_schedule" in user_train)
     check_config(resolved)
     # Write every option out, so a run keeps its settings even if defaults change later.
     resolved.model.args = dataclasses.asdict(model_args(resolved.model))
@@ -66,6 +83,21 @@ def make_config(config: Config | dict | str | Path | None = None, *, preset: str
         data = parse_name(resolved.data.name)[0]
         resolved.out = f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{resolved.model.name}-{data}"
     return resolved
+
+
+def _budget_is_the_limit(config: Config, schedule_given: bool) -> None:
+    """Train until `train.time_budget` is spent (BUDGET_STEPS). A decaying schedule the user
+    chose is refused (it needs train.steps); one that came with a model or objective (the
+    VAE's and classifier's cosine) keeps its default steps, and the budget stays a guard."""
+    train = config.train
+    if train.lr_schedule != "constant" and not schedule_given:
+        return
+    if train.lr_schedule != "constant":
+        raise ConfigError(f"train.time_budget={train.time_budget:g} with no train.steps trains until "
+                          f"the budget is spent, but train.lr_schedule={train.lr_schedule!r} decays "
+                          f"over train.steps: give train.steps (--steps N) for the schedule, or set "
+                          f"train.lr_schedule=constant")
+    train.steps = BUDGET_STEPS
 
 
 def _default_objective(raw: dict) -> dict:

@@ -1,5 +1,6 @@
 """`ganforge evaluate RUN`: FID, KID, IS, precision/recall, density/coverage, mode-collapse
-signals, beside the real-data floor; for editing runs PSNR/SSIM beside classical baselines.
+signals (per-class diversity, warnings far below the floor), beside the real-data floor, and
+with --memorization a copy audit; for editing runs PSNR/SSIM beside classical baselines.
 Written to RUN/eval.json."""
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("--inception-weights", metavar="FILE", default=None,
                         help="local Inception-v3 FID weights (pt_inception-2015-12-05); never downloaded")
     parser.add_argument("--device", default="cpu", help="[default: cpu]")
+    parser.add_argument("--memorization", action="store_true",
+                        help="also find each sample's nearest training image (features and pixels), "
+                             "report the share closer than held-out real images typically are, and "
+                             "write RUN/memorization.png of the closest pairs")
     parser.add_argument("--tile", type=int, default=None, metavar="PIXELS",
                         help="editing runs: run the model in tiles of this size [default: whole images]")
 
@@ -39,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
         if args.n is not None and args.n < 1:
             raise ConfigError(f"-n {args.n}: must be at least 1")
+        if args.memorization:
+            raise ConfigError(f"--memorization audits generators (GAN, VAE); {args.run!r} is an "
+                              f"editing run")
         report = evaluate_editing(args.run, args.n, args.seed, args.checkpoint, args.device,
                                   args.tile, args.classifier)
         print(format_edit_table(report))
@@ -47,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if args.n is not None and args.n < MIN_SAMPLES:
         raise ConfigError(f"-n {args.n}: must be at least {MIN_SAMPLES}")
     report = evaluate_run(args.run, args.n, args.seed, args.checkpoint, args.classifier,
-                          args.inception_weights, args.device)
+                          args.inception_weights, args.device, memorization=args.memorization)
     print(format_table(report))
-    print(f"wrote {args.run}/eval.json")
+    print(f"wrote {args.run}/eval.json" + (f" and {report['memorization']['grid']}"
+                                           if "memorization" in report else ""))
     return 0

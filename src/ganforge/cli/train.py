@@ -17,8 +17,12 @@ OPTIONS = {
     "resolution": ("data.resolution", int, "image size in pixels"),
     "channels": ("data.channels", int, "1 (gray) or 3 (RGB)"),
     "batch_size": ("train.batch_size", int, "images per batch"),
-    "steps": ("train.steps", int, "optimiser steps in total (a resumed run counts on)"),
-    "time_budget": ("train.time_budget", float, "seconds; stop cleanly when spent"),
+    "steps": ("train.steps", int, "optimiser steps in total (a resumed run counts on); with "
+                                  "--time-budget and no --steps: until the budget is spent"),
+    "time_budget": ("train.time_budget", float, "seconds; stop cleanly when spent. Without --steps "
+                                                "(nor train.steps in the preset, config file or task) "
+                                                "the budget is the limit; a decaying "
+                                                "train.lr_schedule of yours then needs --steps"),
     "lr": ("train.lr", float, "Adam learning rate"),
     "seed": ("train.seed", int, "random seed"),
     "d_steps": ("objective.d_steps", int, "GAN: discriminator updates per generator update"),
@@ -112,7 +116,27 @@ def resolve(args: argparse.Namespace, defaults: dict):
     if args.quiet:
         overrides["log.progress"] = False
     overrides.update(parse_override(text) for text in args.set)
-    return make_config(base, resume=args.resume, overrides=overrides)
+    config = make_config(base, resume=args.resume, overrides=overrides)
+    _check_out(config.out)
+    return config
+
+
+def _check_out(out: str | None) -> None:
+    """The run directory must be a directory, or creatable as one: not an existing file, nor
+    below one."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+
+    if out is None:
+        return
+    for path in (Path(out), *Path(out).parents):
+        if path.exists():
+            if not path.is_dir():
+                what = "is" if path == Path(out) else f"is below {str(path)!r}, which is"
+                raise ConfigError(f"--out {out!r} {what} an existing file, not a directory; "
+                                  f"choose a directory for the run")
+            return
 
 
 def train_and_report(args: argparse.Namespace, defaults: dict):

@@ -108,8 +108,11 @@ def conform(images: torch.Tensor, resolution: int, channels: int, chunk: int = 4
     """Resize a uint8 N x C x H x W batch to `resolution` and convert it to `channels`.
 
     Square images are resized (antialiased bilinear); other shapes are centre-cropped to a
-    square first. Gray becomes RGB by repetition, RGB becomes gray by ITU-R 601 luma.
+    square first. Gray becomes RGB by repetition, RGB becomes gray by ITU-R 601 luma. A set
+    already at its size and channels is returned as it is (a memory-mapped set stays mapped).
     """
+    if images.shape[1] == channels and tuple(images.shape[-2:]) == (resolution, resolution):
+        return images
     out = []
     for start in range(0, images.shape[0], chunk):
         part = images[start:start + chunk]

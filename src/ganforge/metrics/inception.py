@@ -53,6 +53,7 @@ class InceptionFeatures:
 
     feature_dim = FEATURE_DIM
     num_classes = 0
+    trained_on = "ImageNet (independent of the data set evaluated)"
 
     def __init__(self, weights_path: str | os.PathLike, device: str | torch.device = "cpu"):
         extractor_cls = _import_extractor()

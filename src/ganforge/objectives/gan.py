@@ -4,6 +4,11 @@ Every known remedy is a key of this objective, chosen by name and combinable wit
 and any architecture: gradient penalty, R1 (optionally lazy, as its own phase), spectral
 norm on D, weight clipping (from the loss), one-sided label smoothing, ACGAN's auxiliary
 classifier, and differentiable augmentation with a fixed or adaptive probability.
+
+A resumed run takes the user's new `augment`, `augment_p` and `ada` (each changed key as a
+fresh start would set it; unchanged ones keep the checkpoint's, possibly strengthened,
+state); `spectral_norm` changes D's weights and cannot change, and says so. Under torchrun
+ADA's statistic is summed over the ranks, so all apply one p that moves as in one process.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from ..losses.regularizers import add_spectral_norm, clip_weights_, gradient_pen
 from .base import OBJECTIVES, Batch, Objective, ObjectiveEntry, Phase, require_nets
 
 DEFAULT_POLICY = "translation,color,cutout"
+RESUMABLE = ("augment", "augment_p", "ada")  # take effect when changed at --resume
 
 
 @dataclass
@@ -57,6 +63,11 @@ class GANArgs:
             raise ConfigError(f"objective.ada_target={self.ada_target}: must be in (0, 1)")
         if self.augment:
             parse_policy(self.augment)
+        if self.ada and loss.threshold is None:
+            raise ConfigError(f"objective.ada does not work with objective.loss={self.loss!r}: ADA reads "
+                              f"the sign of D's verdict on reals, and a critic's scores have no fixed "
+                              f"real/fake threshold; set a fixed objective.augment_p instead, or use "
+                              f"the ns, hinge or lsgan loss")
         if loss.clip and (self.gp_weight or self.r1_gamma):
             raise ConfigError(f"loss {self.loss!r} clips D's weights; combine penalties with wgan-gp instead")
 
@@ -71,11 +82,11 @@ class GANObjective(Objective):
             raise ConfigError("objective.acgan_weight needs a conditional model (model.conditional=true)")
         if args.spectral_norm:
             add_spectral_norm(self.D)
+        self.D.register_load_state_dict_pre_hook(_refuse_spectral_norm_change)
         self.gp_weight = self.adv.gradient_penalty if args.gp_weight is None else args.gp_weight
         self.double_backward = bool(self.gp_weight or args.r1_gamma)
         self.reg_scale = 1.0           # raised by the health controller against collapse
-        self.policy = parse_policy(args.augment or (DEFAULT_POLICY if args.ada else ""))
-        self.p = args.augment_p if args.augment_p is not None else (0.0 if args.ada else 1.0)
+        self.policy, self.p = self._configured()
         self.ada = AdaptiveAugment(args.ada_target, args.ada_speed, p=self.p) if args.ada else None
         # The fakes of the last D run are reused by the G run (as in the textbook loop), so
         # D runs record G's graph; G's run does not need D's parameter gradients.
@@ -96,12 +107,26 @@ class GANObjective(Objective):
         return self.nets["D"]
 
     # Helpers.
+    def _configured(self) -> tuple[list[str], float]:
+        """The augmentation policy and p that the args set at a fresh start."""
+        args = self.args
+        policy = parse_policy(args.augment or (DEFAULT_POLICY if args.ada else ""))
+        return policy, args.augment_p if args.augment_p is not None else (0.0 if args.ada else 1.0)
+
+    def _recorded_args(self) -> dict:
+        """The args a checkpoint records, to tell at --resume what the user changed."""
+        return {"augment": parse_policy(self.args.augment), "augment_p": self.args.augment_p,
+                "ada": self.args.ada}
+
     def noise(self, n: int, device) -> torch.Tensor:
         return distributed.global_randn(n, self.G.latent_dim, device=device)
 
     def _augment(self, images: torch.Tensor) -> torch.Tensor:
         p = self.ada.p if self.ada is not None else self.p
-        return augment(images, self.policy, p) if self.policy and p > 0 else images
+        if not self.policy or p <= 0:
+            return images
+        # Under torchrun each rank draws for the global batch and keeps its slice.
+        return augment(images, self.policy, p, shard=(distributed.rank(), distributed.world_size()))
 
     def _D(self, images: torch.Tensor, labels: torch.Tensor | None):
         """D's logits on augmented images, and ACGAN class logits when that is on."""
@@ -155,20 +180,20 @@ class GANObjective(Objective):
             loss = loss + self.args.acgan_weight * (F.cross_entropy(real_classes.float(), batch.labels)
                                                     + F.cross_entropy(fake_classes.float(), self._fake_labels))
         if self.ada is not None:
-            self.ada.observe(real)
+            self.ada.observe(self.adv.real_score(real))
         real, fake = real.detach(), fake.detach()
-        accuracy = ((real > 0).float().mean() + (fake < 0).float().mean()) / 2
         values.update({"loss_D": loss.detach(), "D_real": real.mean(), "D_fake": fake.mean(),
-                       "D_accuracy": accuracy})
-        if self.policy:
-            values["augment_p"] = torch.tensor(self.ada.p if self.ada is not None else self.p)
+                       "D_accuracy": self.adv.accuracy(real, fake)})
+        if self.policy:  # on the batch's device, like every logged value (NCCL reduces them together)
+            values["augment_p"] = torch.tensor(self.ada.p if self.ada is not None else self.p,
+                                               device=batch.images.device)
         return loss, values
 
     def after_step(self, phase: str) -> None:
         if phase == "D" and self.adv.clip:
             clip_weights_(self.nets["D"], self.adv.clip)
         if phase == "G" and self.ada is not None:
-            self.ada.update(self._batch_size)
+            self.ada.update(self._batch_size * distributed.world_size(), reduce=_over_ranks())
 
     # State the health controller and resume care about.
     def strengthen(self) -> str | None:
@@ -191,15 +216,60 @@ class GANObjective(Objective):
         return None
 
     def state_dict(self) -> dict:
+        """p, policy, regulariser weight, ADA's state and the args that set them. Under
+        torchrun every rank must call it: ADA's partial statistic is summed over the ranks."""
         return {"p": self.p, "policy": self.policy, "reg_scale": self.reg_scale,
-                "ada": None if self.ada is None else self.ada.state_dict()}
+                "ada": None if self.ada is None else self.ada.state_dict(reduce=_over_ranks()),
+                "args": self._recorded_args()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict`'s state; the keys of `RESUMABLE` the user changed since the
+        checkpoint was written take the new config's values instead (as a fresh start would set
+        them). A checkpoint that records no args (older runs) is restored as it is.
+        (A changed objective.spectral_norm is refused earlier, when D's weights are loaded.)
+        """
         if not state:
             return
+        saved, now = state.get("args") or {}, self._recorded_args()
+        changed = {key for key in RESUMABLE if key in saved and saved[key] != now[key]}
+        # Restore the checkpoint's state.
         self.p, self.policy, self.reg_scale = state["p"], state["policy"], state["reg_scale"]
-        if self.ada is not None and state.get("ada"):
-            self.ada.load_state_dict(state["ada"])
+        if self.ada is not None and state.get("ada") and "ada" not in changed:
+            ada = dict(state["ada"])
+            if distributed.rank() != 0:  # the saved partial statistic is the ranks' sum: count it once
+                ada.update(sign_sum=0.0, count=0)
+            self.ada.load_state_dict(ada)
+        # Apply what the user changed at --resume.
+        policy, p = self._configured()
+        if changed & {"augment", "ada"}:
+            self.policy = policy
+        if changed & {"augment_p", "ada"}:
+            self.p = p
+            if self.ada is not None and "ada" not in changed:
+                self.ada.load_state_dict({**self.ada.state_dict(), "p": p})
+
+
+def _over_ranks():
+    """ADA's reduction: the sum over ranks under torchrun, None (this process) otherwise."""
+    return distributed.sum_over_ranks if distributed.is_distributed() else None
+
+
+def _spectral_norm(keys) -> bool:
+    """Whether state-dict keys hold spectral norm's power-iteration vectors."""
+    return any(".parametrizations.weight.0._u" in f".{key}" for key in keys)
+
+
+def _refuse_spectral_norm_change(module, state_dict, prefix, *_) -> None:
+    """D's load_state_dict pre-hook: weights saved with (without) spectral norm, loaded into a
+    D without (with) it, are a ConfigError naming the key rather than a missing-keys traceback.
+    (The trainer loads D's weights before the objective's state, so the check lives here.)"""
+    saved = [key for key in state_dict if key.startswith(prefix)]
+    was, now = _spectral_norm(saved), _spectral_norm(module.state_dict())
+    if saved and was != now:
+        was, now = str(was).lower(), str(now).lower()
+        raise ConfigError(f"objective.spectral_norm was {was} when this run's D was saved and is {now} "
+                          f"now; spectral norm changes how D's weights are stored, so it cannot change "
+                          f"when a run is resumed: keep objective.spectral_norm={was} or start a new run")
 
 
 OBJECTIVES.register("gan")(ObjectiveEntry(GANArgs, GANObjective))

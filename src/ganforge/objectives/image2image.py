@@ -153,8 +153,7 @@ class Image2ImageObjective(Objective):
             real = self.nets["D"](batch.images, condition)
             fake = self.nets["D"](self._out.detach(), condition)
             loss = self.adv.d_loss(real.float(), fake.float())
-            real, fake = real.detach(), fake.detach()
-            accuracy = ((real > 0).float().mean() + (fake < 0).float().mean()) / 2
+            accuracy = self.adv.accuracy(real.detach(), fake.detach())  # at the loss's threshold
             return loss, {"loss_D": loss.detach(), "D_accuracy": accuracy}
         out, self._out = (self._out if self._out is not None else self._output(batch)), None
         l1 = self._l1(out, batch.images, batch.mask)

@@ -1,12 +1,71 @@
-"""Device, precision and memory-layout choices, made once from the config."""
+"""Device, precision and memory-layout choices, made once from the config; and the oldest
+PyTorch these choices work with (`require_torch`)."""
 from __future__ import annotations
 
 import contextlib
+import re
+import sys
 
 import torch
 
 from ..config import TrainConfig
 from ..errors import ConfigError
+
+
+# The oldest releases ganforge runs on (pyproject.toml says the same; a test keeps them equal).
+# 2.3 is torch.amp.GradScaler(device); torchvision 0.18 is the release built for torch 2.3.
+TORCH_FLOOR = (2, 3)
+TORCHVISION_FLOOR = (0, 18)
+
+
+def require_torch(torch_version: str | None = None, torchvision_version: str | None = None) -> None:
+    """Refuse, with one clear line, a PyTorch (or torchvision) older than ganforge uses.
+
+    Meant to run once at `import ganforge`, before an old release fails somewhere deep in a
+    run with an AttributeError. torchvision is read from its installed metadata (not
+    imported: that is slow); where it is not installed it is not checked.
+
+    Args:
+        torch_version: the version to check (default: the running torch's).
+        torchvision_version: likewise (default: the installed torchvision's, if any).
+
+    Raises:
+        ImportError: a release older than TORCH_FLOOR / TORCHVISION_FLOOR.
+
+    Example:
+        >>> require_torch("2.1.2")
+        Traceback (most recent call last):
+        ImportError: ganforge needs torch>=2.3 (found 2.1.2): ...
+    """
+    if torch_version is None:
+        torch_version = torch.__version__
+    if torchvision_version is None:
+        from importlib import metadata
+        try:
+            torchvision_version = metadata.version("torchvision")
+        except metadata.PackageNotFoundError:
+            torchvision_version = ""
+    upgrade = (f"pip install -U 'torch>={_dotted(TORCH_FLOOR)}' "
+               f"'torchvision>={_dotted(TORCHVISION_FLOOR)}'")
+    found = _release(torch_version)
+    if found is not None and found < TORCH_FLOOR:
+        raise ImportError(f"ganforge needs torch>={_dotted(TORCH_FLOOR)} (found {torch_version}): "
+                          f"it uses torch.amp.GradScaler(device); upgrade with {upgrade}")
+    found = _release(torchvision_version)
+    if found is not None and found < TORCHVISION_FLOOR:
+        raise ImportError(f"ganforge needs torchvision>={_dotted(TORCHVISION_FLOOR)} (found "
+                          f"{torchvision_version}), the release for torch>={_dotted(TORCH_FLOOR)}; "
+                          f"upgrade with {upgrade}")
+
+
+def _release(version: str) -> tuple[int, int] | None:
+    """(major, minor) of a version string such as '2.3.1+cu121' or '2.4.0a0+git1234'."""
+    match = re.match(r"\s*(\d+)\.(\d+)", version or "")
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def _dotted(release: tuple[int, int]) -> str:
+    return ".".join(map(str, release))
 
 
 def pick_device(name: str) -> torch.device:
@@ -92,17 +151,79 @@ def use_compile(config: TrainConfig, device: torch.device, double_backward: bool
     return choice == "yes"
 
 
-def compiled(net: torch.nn.Module) -> torch.nn.Module:
-    """`net` compiled, falling back to eager execution (with a warning) where compilation is
-    not possible: no C++ compiler, an unsupported Python, an operation dynamo cannot trace."""
-    import warnings
+def compiled(net: torch.nn.Module, name: str = "") -> torch.nn.Module:
+    """`net` compiled, falling back to eager execution for this network alone where
+    compilation fails: no C++ compiler, an unsupported Python, an operation dynamo cannot trace.
 
+    torch.compile compiles at the first call (and again for each new input shape), so the
+    fallback happens there: a call whose compiled form raises runs eagerly instead; when the
+    eager call succeeds the network stays eager for good and one line on stderr names it and
+    the error. When the eager call raises too, the error is the network's own and is raised.
+    Other networks keep their compiled form, and nothing process-wide hides compile errors.
+
+    Args:
+        net: the network (or its DistributedDataParallel wrapper) to compile.
+        name: how the warning names it (e.g. "D"); default: its class name.
+
+    Example:
+        >>> G = compiled(G, "G")   # G(z) runs compiled, or eagerly after one warning
+    """
+    name = name or type(getattr(net, "module", net)).__name__
     try:
         import torch._dynamo
-        torch._dynamo.config.suppress_errors = True  # a graph that fails to compile runs eagerly
         # Progressive growing makes a graph per stage and fade (10 at 32 px): above the default limit of 8.
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-        return torch.compile(net)
+        return CompileFallback(torch.compile(net), net, name)
     except Exception as error:  # noqa: BLE001 - any failure here means: run eagerly
-        warnings.warn(f"torch.compile is not available here ({error}); training runs eagerly")
+        _warn_eager(name, error)
         return net
+
+
+class CompileFallback(torch.nn.Module):
+    """A compiled network that turns into its eager self at the first compile failure.
+
+    Attribute reads (latent_dim, no_sync, ...) answer from the eager network, whose
+    parameters are the compiled one's.
+    """
+
+    def __init__(self, compiled_net, eager: torch.nn.Module, name: str):
+        super().__init__()
+        self.eager = eager
+        self.__dict__["compiled_net"] = compiled_net  # not a submodule: no second state_dict entry
+        self.__dict__["net_name"] = name
+
+    @property
+    def is_compiled(self) -> bool:
+        return self.__dict__["compiled_net"] is not None
+
+    def forward(self, *args, **kwargs):
+        compiled_net = self.__dict__["compiled_net"]
+        if compiled_net is None:
+            return self.eager(*args, **kwargs)
+        try:
+            return compiled_net(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - told apart from the network's own errors below
+            failure = error
+        out = self.eager(*args, **kwargs)  # raises here when the network itself is at fault
+        self.__dict__["compiled_net"] = None
+        _warn_eager(self.net_name, failure)
+        return out
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "eager":  # not set up yet (copying, unpickling): nothing to ask
+                raise
+            return getattr(self.eager, name)
+
+
+def _warn_eager(name: str, error: BaseException) -> None:
+    """One stderr line: which network runs eagerly, and why (the first line of the error)."""
+    from .. import distributed
+
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    why = type(error).__name__ + (f": {lines[0][:200]}" if lines else "")
+    rank = f" (rank {distributed.rank()})" if distributed.world_size() > 1 else ""
+    print(f"warning: torch.compile failed for network {name}{rank} ({why}); {name} runs eagerly",
+          file=sys.stderr)

@@ -1,4 +1,15 @@
-"""Exponential moving average of a network's weights, used for sampling."""
+"""Exponential moving average of a network's weights, used for sampling.
+
+Batch-norm running statistics (running_mean, running_var) are averaged with the same decay
+as the weights, not copied from the live network. The shadow runs in eval mode, so it
+normalises with these statistics, and they must describe the activations of the averaged
+weights. The live network's statistics describe its own latest weights, which sit away from
+the average while training moves fast (a GAN's G): copying them paired averaged weights with
+another network's normalisation. Statistics averaged over the same window as the weights
+follow the averaged network (as timm's ModelEmaV2 and BigGAN's EMA do). Every other buffer
+is copied: step-driven state (progressive growing's stage and fade-in) must equal the live
+network's, and StyleGAN's w_avg is already a moving average (copied, as NVIDIA's code does).
+"""
 from __future__ import annotations
 
 import copy
@@ -11,12 +22,23 @@ class EMA:
     """Keeps `shadow`, an averaged copy of `net`.
 
     The decay warms up as min(decay, (1 + step) / (10 + step)) so that short runs are not
-    dominated by the random initial weights. Buffers (batch-norm statistics) are copied.
+    dominated by the initial weights. Batch-norm running statistics are averaged like the
+    weights; other buffers are copied.
+
+    Args:
+        net: the network to average (its weights now are the shadow's start).
+        decay: the share of the old average kept at each update once warmed up.
+
+    Example:
+        >>> ema = EMA(G, decay=0.999)
+        >>> ema.update(G, step)          # after each optimiser step of G
+        >>> images = ema.shadow(z)
     """
 
     def __init__(self, net: nn.Module, decay: float):
         self.decay = decay
         self.shadow = copy.deepcopy(net).eval().requires_grad_(False)
+        self._averaged = _running_statistics(self.shadow)
 
     @torch.no_grad()
     def update(self, net: nn.Module, step: int) -> None:
@@ -24,5 +46,23 @@ class EMA:
         params = [p for p in net.parameters()]
         shadow = [p for p in self.shadow.parameters()]
         torch._foreach_lerp_(shadow, params, 1.0 - decay)
-        for mine, theirs in zip(self.shadow.buffers(), net.buffers()):
-            mine.copy_(theirs)
+        for (name, mine), theirs in zip(self.shadow.named_buffers(), net.buffers()):
+            if name in self._averaged:
+                mine.lerp_(theirs, 1.0 - decay)
+            else:
+                mine.copy_(theirs)
+
+    @torch.no_grad()
+    def restart_from(self, net: nn.Module) -> None:
+        """Make the shadow an exact copy of `net` (weights and buffers): where averaging
+        starts when EMA is switched on for a run that had none."""
+        self.shadow.load_state_dict(net.state_dict())
+
+
+def _running_statistics(net: nn.Module) -> set[str]:
+    """Names of the batch-norm (and tracked instance-norm) running means and variances."""
+    names = set()
+    for prefix, module in net.named_modules():
+        if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
+            names.update(f"{prefix}.{key}" if prefix else key for key in ("running_mean", "running_var"))
+    return names

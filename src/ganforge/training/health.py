@@ -5,7 +5,15 @@ the weights are finite, D's accuracy on real and fake images) and the periodic e
 (class coverage, sample diversity). On divergence it asks the loop to roll back to the last
 good checkpoint and lower the learning rates; on mode collapse, or when D wins outright for
 many log steps in a row, to roll back and strengthen the objective's defences (augmentation
-or regulariser weight). Every decision comes with its reason, for metrics.jsonl.
+or regulariser weight). A decision that ends a streak says when the streak began
+(`Action.since`): the loop rolls back to the checkpoint it kept when the streak was first
+seen (`streak_start`), not to one written inside the streak.
+Every decision comes with its reason, for metrics.jsonl.
+
+Under fp16 the gradient scaler overflows on purpose while it searches its scale: such a
+step is skipped (no weight changes) and is not divergence. The loop leaves skipped steps out
+of the gradient norms it logs (and counts them as scaler_skipped_<net>); only a scale that
+collapses, i.e. gradients that overflow step after step, counts as divergence here.
 """
 from __future__ import annotations
 
@@ -14,11 +22,16 @@ from dataclasses import dataclass
 
 from ..config import HealthConfig
 
+# An fp16 gradient scale this small (from 2**16 at the start) means that gradients overflow
+# at every step, whatever the scale: divergence that the scaler would otherwise hide.
+MIN_GRAD_SCALE = 2.0 ** -16
+
 
 @dataclass
 class Action:
     kind: str        # "divergence" or "collapse"
     reason: str
+    since: int | None = None  # a streak: the step it began after; None: seen at once
 
 
 class HealthMonitor:
@@ -39,6 +52,10 @@ class HealthMonitor:
                 return Action("divergence", f"{key} is {value}")
             if key.startswith("grad_norm") and value > cfg.max_grad_norm:
                 return Action("divergence", f"{key}={value:.4g} above health.max_grad_norm={cfg.max_grad_norm:g}")
+        scale = record.get("grad_scale")
+        if scale is not None and scale < MIN_GRAD_SCALE:
+            return Action("divergence", f"grad_scale={scale:.4g}: the fp16 gradient scaler skips "
+                                        f"step after step (gradients overflow at any scale)")
         accuracy = record.get("D_accuracy")
         if accuracy is not None:
             if accuracy < cfg.d_win_accuracy:
@@ -46,10 +63,15 @@ class HealthMonitor:
             elif self.d_win_since is None:
                 self.d_win_since = since_step
             if self.d_win_since is not None and record["step"] - self.d_win_since >= cfg.d_win_steps:
-                self.d_win_since = None
+                since, self.d_win_since = self.d_win_since, None
                 return Action("collapse", f"D_accuracy >= {cfg.d_win_accuracy:g} at every log "
-                                          f"line for {cfg.d_win_steps} steps (D wins outright)")
+                                          f"line for {cfg.d_win_steps} steps (D wins outright)", since)
         return None
+
+    def streak_start(self) -> int | None:
+        """The step after which the streak in progress began (None: no streak). When one
+        begins the loop keeps its last checkpoint, to roll back to should it end in a collapse."""
+        return self.d_win_since if self.config.enabled else None
 
     def reset(self) -> None:
         """After a rollback, streaks start again."""

@@ -26,7 +26,9 @@ class Logger:
         self.console = config.progress
         if config.progress and sys.stderr.isatty():
             from tqdm import tqdm
-            self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True)
+            # A budget-bound run (train.steps = resolve.BUDGET_STEPS) has no step total to show.
+            total = None if total_steps >= 10**12 else total_steps
+            self.bar = tqdm(total=total, initial=start_step, unit="step", dynamic_ncols=True)
 
     def _truncate_after(self, step: int) -> None:
         """On resume, drop lines the crashed run wrote after its last checkpoint."""

@@ -3,12 +3,28 @@
 It knows no architecture and no loss: for each step it runs the objective's phases, each
 of which yields a loss for one network, back-propagates it and steps that network's
 optimiser. Everything it holds is saved in one checkpoint, so `--resume` continues the
-exact same run.
+exact same run: networks, EMA, optimisers, gradient scaler, data order, every rank's random
+generators, the health controller's streak and the learning-rate schedule's horizon.
+
+What a resumed run keeps from its first start: the learning-rate schedule (cosine, linear)
+runs over the train.steps the run was first started with, so a resume with more --steps
+changes no learning rate the shorter run would have used (past that horizon the decayed
+rate stays at its end value). A resumed run must see the same data set; one whose size
+changed is refused. SIGTERM (what schedulers send before they kill a job) and a first
+Ctrl-C finish the step, write a checkpoint and stop, resumable.
+
+Health rollbacks go back to the last checkpoint; a collapse found by a streak (D winning
+outright for health.d_win_steps) goes back to the checkpoint that was `last` when the
+streak was first seen, which the loop keeps as `rollback` while the streak lasts. The
+objective's defences (augmentation p, regulariser weight) are kept across a rollback and
+then strengthened.
 """
 from __future__ import annotations
 
 import contextlib
 import math
+import os
+import shutil
 import signal
 import threading
 import time
@@ -33,6 +49,8 @@ from .logger import Logger
 
 # Share of free accelerator memory a data set may take to be kept on the device.
 DEVICE_DATA_SHARE = 0.25
+# The checkpoint kept while a streak is in progress (see _follow_streak).
+ROLLBACK = "rollback"
 
 
 @dataclass
@@ -79,7 +97,7 @@ class Trainer:
                            for name, net in self.nets.items()}
         self.compiled = use_compile(train, self.device, self.objective.double_backward)
         if self.compiled:
-            self.train_nets = {name: compiled(net) for name, net in self.train_nets.items()}
+            self.train_nets = {name: compiled(net, name) for name, net in self.train_nets.items()}
         self.objective.use_nets(self.train_nets)
         stepped = dict.fromkeys(phase.net for phase in self.objective.phases)
         self.base_lr = {name: _per_net(train, "lr", name) or train.lr for name in stepped}
@@ -93,7 +111,7 @@ class Trainer:
         self._counts, self._counted_since = {}, 0  # per logged value: steps that produced it
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.sampler = make_sampler(self.data, train.batch_size, config.data.resolution, train.seed,
-                                    self.channels_last)
+                                    self.channels_last, self.device)
         self.degrader = Degrader(degradation, train.seed)
         self.ema, self.preview_inputs = None, None
         if self.objective.sample_net is not None:
@@ -103,6 +121,8 @@ class Trainer:
                 sample_net, config.log.grid_size, train.seed + 1,
                 lambda k: self.degrader(self.sampler.fixed(k, train.seed + 1), -1))
         self.step, self.elapsed = 0, 0.0
+        # The schedule's horizon: this start's train.steps, or on --resume the first start's.
+        self.schedule_steps = self._explicit_schedule_steps() or train.steps
         if resume:
             self._restore()
         else:
@@ -113,7 +133,8 @@ class Trainer:
 
     # Set-up helpers.
     def _place(self, data):
-        """Keep the whole data set on the device when it fits (the fast path)."""
+        """Keep the whole data set on the device when it fits (the fast path); otherwise it
+        stays in host memory and the sampler copies each batch to the device."""
         choice = self.config.data.on_device
         fits = True
         if self.device.type == "cuda":
@@ -146,6 +167,10 @@ class Trainer:
         base_elapsed, sums, reason = self.elapsed, {}, "steps done"
         if self.step:
             logger.event(f"resumed {self.run_dir} at step {self.step}")
+        if train.lr_schedule != "constant" and train.steps > self.schedule_steps:
+            logger.event(f"train.lr_schedule={train.lr_schedule} decays over the {self.schedule_steps} "
+                         f"steps this run was first started with; steps after {self.schedule_steps} "
+                         f"keep its final learning rate (0)")
         try:
             while self.step < train.steps:
                 self._train_step(sums)
@@ -155,7 +180,7 @@ class Trainer:
                 if train.time_budget is not None and time.perf_counter() - start >= train.time_budget:
                     reason = f"time budget of {train.time_budget:g} s spent"
                 elif stop.requested:
-                    reason = "interrupted"
+                    reason = getattr(stop, "reason", "interrupted")  # stand-ins may have only `requested`
                 stopping = reason != "steps done"
                 if distributed.is_distributed():  # every rank stops at the same step
                     stopping = not distributed.all_agree(not stopping, self.device)
@@ -167,7 +192,10 @@ class Trainer:
                     sums = distributed.mean_over_ranks(sums)
                     record = self._record(sums, now - last_log_time)
                     logger.log(record)
+                    streak = self.health.streak_start()
                     action = self.health.check_log(record, self.weights_finite(), last_log_step)
+                    if action is None:
+                        self._follow_streak(streak)
                     sums, last_log_time, last_log_step = {}, now, self.step
                 if action is None and self.step % log.sample_every == 0:
                     self.save_grid()
@@ -198,7 +226,17 @@ class Trainer:
         it (lazy phases count only where they ran); images_per_s is batch size x steps per
         second (a step is one update of every network, e.g. one G update)."""
         record = {"step": self.step}
-        record.update({k: round(v.item() / self._counts.get(k, 1), 6) for k, v in sums.items()})
+        skipped = {k[len("scaler_skipped_"):]: v.item() for k, v in sums.items()
+                   if k.startswith("scaler_skipped_")}
+        for key, value in sums.items():
+            count = self._counts.get(key, 1)
+            if key.startswith("grad_norm_"):  # the mean over the updates the scaler applied
+                count -= skipped.get(key[len("grad_norm_"):], 0)
+                if count <= 0:
+                    continue
+            record[key] = round(value.item() / count, 6)
+        if self.scaler.is_enabled():
+            record["grad_scale"] = self.scaler.get_scale()
         steps = self.step - self._counted_since
         self._counts, self._counted_since = {}, self.step
         images = steps * self.config.train.batch_size
@@ -206,11 +244,17 @@ class Trainer:
         record["elapsed_s"] = round(self.elapsed, 3)
         return record
 
+    def _explicit_schedule_steps(self) -> int | None:
+        """train.schedule_steps where the config has that key and it is set: a horizon the
+        user chose, which wins over the one recorded at the first start."""
+        return getattr(self.config.train, "schedule_steps", None)
+
     def _set_learning_rates(self) -> None:
-        """The learning rate is a function of the step (and of the health controller's scale,
-        which checkpoints keep), so resuming needs no scheduler state."""
+        """The learning rate is a function of the step, of the schedule's horizon (fixed at the
+        first start) and of the health controller's scale, all of which checkpoints keep, so
+        resuming needs no scheduler state."""
         train = self.config.train
-        progress = min(self.step / max(train.steps, 1), 1.0)
+        progress = min(self.step / max(self.schedule_steps, 1), 1.0)
         factor = {"constant": 1.0, "linear": 1.0 - progress,
                   "cosine": 0.5 * (1.0 + math.cos(math.pi * progress))}[train.lr_schedule]
         for name, optimizer in self.optimizers.items():
@@ -244,11 +288,7 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 if self.config.health.enabled:
-                    self.scaler.unscale_(optimizer)
-                    params = [p for group in optimizer.param_groups for p in group["params"]]
-                    grads = [p.grad for p in params if p.grad is not None]
-                    values[f"grad_norm_{phase.net}"] = torch.linalg.vector_norm(
-                        torch.stack(torch._foreach_norm(grads))) if grads else loss.new_zeros(())
+                    self._add_grad_norm(sums, optimizer, phase.net)
                 self.scaler.step(optimizer)
                 self.scaler.update()
                 self.objective.after_step(phase.name)
@@ -258,6 +298,29 @@ class Trainer:
                     self._counts[key] = self._counts.get(key, 0) + 1 / phase.repeat
         if self.ema is not None:
             self.ema.update(self.nets[self.objective.sample_net], self.step)
+
+    def _add_grad_norm(self, sums: dict, optimizer: torch.optim.Optimizer, net: str) -> None:
+        """Add `net`'s (unscaled) gradient norm to the logged sums, with no host sync.
+
+        Under fp16 the scaler skips an update whose gradients overflowed (it does so on
+        purpose while it searches its scale): such a norm is inf or NaN and says nothing of
+        the network. It is counted as scaler_skipped_<net> and left out of grad_norm_<net>,
+        which averages the updates that were applied.
+        """
+        self.scaler.unscale_(optimizer)
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if grads:
+            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        else:
+            norm = torch.zeros((), device=self.device)
+        if self.scaler.is_enabled():
+            applied = torch.isfinite(norm)
+            key = f"scaler_skipped_{net}"  # a count: no entry in _counts
+            sums[key] = sums[key] + (~applied).float() if key in sums else (~applied).float()
+            norm = torch.where(applied, norm, torch.zeros_like(norm))
+        key = f"grad_norm_{net}"
+        sums[key] = sums[key] + norm.float() if key in sums else norm.float()
+        self._counts[key] = self._counts.get(key, 0) + 1
 
     def _no_sync_outside(self, phase) -> contextlib.ExitStack:
         """DDP: networks that neither step nor record a graph in `phase` must not expect a
@@ -274,14 +337,17 @@ class Trainer:
         return bool(torch.stack(flags).all()) if flags else True
 
     def _recover(self, action, logger) -> str | None:
-        """Roll back to the last good checkpoint and act on `action`; returns a stop reason
-        when the rollbacks allowed are used up."""
+        """Roll back to the last good checkpoint (for a streak: one from before it began),
+        keeping the objective's state, and act on `action`; returns a stop reason when the
+        rollbacks allowed are used up."""
         if self.rollbacks >= self.config.health.max_rollbacks:
             logger.log({"step": self.step, "health": action.kind, "reason": action.reason,
                         "action": "stopped: health.max_rollbacks reached"})
             return f"unhealthy ({action.reason}); {self.rollbacks} rollbacks did not help"
         failed_at, scale, rollbacks = self.step, self.lr_scale, self.rollbacks + 1
-        self._load_state(rundir.checkpoint_path(self.run_dir, "last"))
+        defences = self.objective.state_dict()  # what earlier rollbacks strengthened stays
+        self._load_state(self._rollback_target(action))
+        self.objective.load_state_dict(defences)
         self.lr_scale, self.rollbacks = scale, rollbacks
         self.health.reset()
         done = None if action.kind == "divergence" else self.objective.strengthen()
@@ -292,6 +358,34 @@ class Trainer:
         logger.log({"step": self.step, "health": action.kind, "reason": action.reason, "action": message})
         logger.event(f"health: {action.kind} ({action.reason}): {message}")
         return None
+
+    def _rollback_target(self, action) -> Path:
+        """`last`; for a collapse found by a streak, the checkpoint kept when it began."""
+        point = rundir.checkpoint_path(self.run_dir, ROLLBACK)
+        if action.since is not None and point.is_file():
+            return point
+        return rundir.checkpoint_path(self.run_dir, "last")
+
+    def _follow_streak(self, before: int | None) -> None:
+        """Rank 0, after a log line the health controller took no action on: when a streak
+        (D winning outright) has just begun, keep the checkpoint that is `last` now as
+        `rollback`, where a collapse at the streak's end goes back to (later checkpoints lie
+        inside the streak); with no streak in progress, let it go."""
+        if not distributed.is_main():
+            return
+        point = rundir.checkpoint_path(self.run_dir, ROLLBACK)
+        if self.health.streak_start() is None:
+            point.unlink(missing_ok=True)
+        elif before is None:
+            last = rundir.checkpoint_path(self.run_dir, "last")
+            tmp = point.with_name(f".{point.name}.tmp-{os.getpid()}")
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(last, tmp)  # `last` is replaced, never rewritten: the link keeps its content
+            except OSError:
+                shutil.copyfile(last, tmp)  # file systems without hard links
+            os.replace(tmp, point)
+            checkpoint.fsync_folder(point.parent)
 
     def _evaluate(self, logger):
         """Score the sampling network; a new lowest FID also becomes the `best` checkpoint.
@@ -339,19 +433,17 @@ class Trainer:
                  for name, opt in self.optimizers.items()}
         sampler_tensors, sampler_meta = self.sampler.state()
         tensors.update(sampler_tensors)
-        tensors["rng.torch"] = torch.get_rng_state()
-        cuda_states = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []
-        for i, state in enumerate(cuda_states):
-            tensors[f"rng.cuda.{i}"] = state
+        tensors.update(self._rng_states())
         meta = {
             "step": self.step, "elapsed_s": self.elapsed, "config": self.config.to_dict(),
             "shape": vars(self.shape), "class_names": self.class_names,
             "sample_net": self.objective.sample_net, "has_ema": self.ema is not None,
-            "optimizers": optim, "sampler": sampler_meta, "cuda_rng_states": len(cuda_states),
+            "optimizers": optim, "sampler": sampler_meta, "ranks": distributed.world_size(),
             "scaler": checkpoint.flatten("scaler", self.scaler.state_dict(), tensors),
             "best_fid": None if math.isinf(self.best_fid) else self.best_fid,
             "objective": self.objective.state_dict(), "lr_scale": self.lr_scale,
             "rollbacks": self.rollbacks, "health": self.health.state_dict(),
+            "schedule_steps": self.schedule_steps,
         }
         keep = self.config.log.keep_every
         if "last" in names and keep and self.step % keep == 0:
@@ -360,6 +452,34 @@ class Trainer:
             for name in names:
                 checkpoint.save(rundir.checkpoint_path(self.run_dir, name), tensors, meta)
         distributed.barrier()
+
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        """Every rank's random generators (a collective): the CPU generator, and on CUDA this
+        rank's device's. Rank 0's go under rng.torch / rng.cuda, rank k's under
+        rng.torch.rank{k} / rng.cuda.rank{k}."""
+        states = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states["cuda"] = torch.cuda.get_rng_state(self.device)
+        tensors = {}
+        for kind, state in states.items():
+            for k, value in enumerate(distributed.gather_per_rank(state, self.device)):
+                tensors[f"rng.{kind}" if k == 0 else f"rng.{kind}.rank{k}"] = value
+        return tensors
+
+    def _restore_rng(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """This rank's generators from a checkpoint; a rank the checkpoint has none for (more
+        ranks than it was written by) takes rank 0's."""
+        k = distributed.rank()
+        own = lambda kind: tensors.get(f"rng.{kind}.rank{k}", tensors.get(f"rng.{kind}"))  # noqa: E731
+        torch.set_rng_state(own("torch"))
+        if self.device.type != "cuda":
+            return
+        state = own("cuda")
+        if state is None and meta.get("cuda_rng_states"):  # older checkpoints: rank 0's devices
+            index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+            state = tensors.get(f"rng.cuda.{index}")
+        if state is not None:
+            torch.cuda.set_rng_state(state, self.device)
 
     def _restore(self) -> None:
         """--resume: check the run is compatible, then load its last checkpoint."""
@@ -386,15 +506,18 @@ class Trainer:
             net.load_state_dict(_strip(tensors, f"nets.{name}."))
         if self.ema is not None and meta.get("has_ema"):
             self.ema.shadow.load_state_dict(_strip(tensors, f"ema.{self.objective.sample_net}."))
+        elif self.ema is not None:  # EMA switched on at --resume: average from the restored weights
+            self.ema.restart_from(self.nets[self.objective.sample_net])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(checkpoint.unflatten(meta["optimizers"][name], tensors))
             _match_layout(opt)
         self.scaler.load_state_dict(checkpoint.unflatten(meta["scaler"], tensors))
         self.sampler.restore(tensors, meta["sampler"])
-        torch.set_rng_state(tensors["rng.torch"])
-        if self.device.type == "cuda" and meta.get("cuda_rng_states"):
-            torch.cuda.set_rng_state_all([tensors[f"rng.cuda.{i}"] for i in range(meta["cuda_rng_states"])])
+        self._restore_rng(tensors, meta)
         self.step, self.elapsed = meta["step"], meta["elapsed_s"]
+        # Checkpoints from before schedule_steps was recorded: the train.steps they were written with.
+        self.schedule_steps = (self._explicit_schedule_steps() or meta.get("schedule_steps")
+                               or meta["config"]["train"]["steps"])
         self.best_fid = math.inf if meta.get("best_fid") is None else meta["best_fid"]
         self.objective.load_state_dict(meta.get("objective", {}))
         self.lr_scale, self.rollbacks = meta.get("lr_scale", 1.0), meta.get("rollbacks", 0)
@@ -452,20 +575,32 @@ def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Ten
 
 
 class _StopFlag:
-    """First Ctrl-C: finish the step, save, stop. A second one interrupts at once."""
+    """First Ctrl-C, or SIGTERM (what SLURM and other schedulers send before they kill a
+    job): finish the step, save, stop ("interrupted" / "terminated"). A second Ctrl-C
+    interrupts at once; a second SIGTERM changes nothing (the stop is under way)."""
+
+    REASONS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
     def __init__(self):
-        self.requested = False
-        self._previous = None
+        self.reason: str | None = None
+        self._previous = {}
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in self.REASONS}
+
+    @property
+    def requested(self) -> bool:
+        return self.reason is not None
 
     def _handle(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nstopping after this step (Ctrl-C again to abort without saving)", flush=True)
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        self.reason = self.REASONS[signum]
+        again = " (Ctrl-C again to abort without saving)" if signum == signal.SIGINT else ""
+        print(f"\n{self.reason}: stopping after this step with a checkpoint{again}", flush=True)
 
     def restore(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            if previous is not None:  # None: a handler not installed from Python
+                signal.signal(signum, previous)
