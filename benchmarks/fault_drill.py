@@ -4,8 +4,9 @@ check that it ends bit for bit where an uninterrupted run ends, with no torn che
     python benchmarks/fault_drill.py                      # 20 kills of a 600-step DCGAN run
     python benchmarks/fault_drill.py --kills 5 --steps 200 --set model.name=vae
 
-Each kill lands at a uniformly random moment of the resumed process's life (start-up and
-checkpoint writes included). After every kill, every checkpoint file present must load; the
+Each kill lands at a uniformly random moment of the resumed process's first STARTUP seconds
+plus 1/kills of an uninterrupted run (start-up, steps and checkpoint writes included), so the
+kills spread over the run instead of the run ending first. After every kill, every checkpoint file present must load; the
 run is then resumed. At the end the last checkpoint's tensors (networks, EMA, optimisers,
 sampler, RNG states) are compared with those of one uninterrupted run of the same config.
 """
@@ -21,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+STARTUP = 4.0  # seconds a process takes to import torch and ganforge, about, on 2 CPU cores
 BASE = ["log.checkpoint_every=25", "log.sample_every=100000", "log.every=25", "log.progress=false",
         "train.precision=fp32"]
 
@@ -61,7 +63,9 @@ def drill(kills: int, steps: int, extra: list[str], seed: int, work: Path) -> di
         process = subprocess.Popen(command(killed, steps, extra, resume), stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, start_new_session=True)
         try:
-            process.wait(timeout=rng.uniform(0.5, max(1.0, one_run)))
+            # A moment within start-up (about STARTUP s) plus a share of the run, so that
+            # `kills` kills land before the run can end.
+            process.wait(timeout=rng.uniform(0.5, STARTUP + one_run / kills))
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
