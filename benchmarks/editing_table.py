@@ -151,7 +151,7 @@ def figures(runs: Path, out: Path, names: list[str]) -> None:
     import torch
 
     import ganforge
-    from ganforge.evaluate_edit import baselines, held_out
+    from ganforge.evaluate_edit import baselines, held_out, hwc01
 
     out.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -170,8 +170,7 @@ def figures(runs: Path, out: Path, names: list[str]) -> None:
         base = next((fn for key, fn in fns.items() if key != "input"), None)
         rows_ = []
         for i in range(count):
-            hwc = lambda t: ((t.float().permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1)  # noqa: E731
-            goal, src, hole = hwc(target[i]), hwc(source[i]), None if mask is None else mask[i, 0].numpy()
+            goal, src, hole = hwc01(target[i]), hwc01(source[i]), None if mask is None else mask[i, 0].numpy()
             shown = np.asarray(torch.nn.functional.interpolate(
                 source[i:i + 1].float(), size=size, mode="nearest")[0].permute(1, 2, 0).add(1).div(2).clamp(0, 1))
             if shown.shape[-1] != goal.shape[-1]:
@@ -181,7 +180,7 @@ def figures(runs: Path, out: Path, names: list[str]) -> None:
                 classical = np.where(hole[..., None] > 0, classical, goal)
             if classical.shape[-1] != goal.shape[-1]:
                 classical = np.repeat(classical, goal.shape[-1], -1)
-            rows_.append(np.concatenate([shown, classical, hwc(result[i]), goal], 1))
+            rows_.append(np.concatenate([shown, classical, hwc01(result[i]), goal], 1))
             if size[0] > 200:  # one photo is enough for large images
                 break
         strip = np.concatenate(rows_, 0)

@@ -105,6 +105,11 @@ def _y(image: np.ndarray) -> np.ndarray:
     return (16 + 65.481 * image[..., 0] + 128.553 * image[..., 1] + 24.966 * image[..., 2]) / 255
 
 
+def _gradient(image: np.ndarray) -> float:
+    """Mean absolute difference of neighbouring pixels, down and across."""
+    return np.abs(np.diff(image, axis=0)).mean() + np.abs(np.diff(image, axis=1)).mean()
+
+
 def _quantise(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(image, 0, 1) * 255) / 255
 
@@ -127,8 +132,7 @@ def image_scores(estimate: np.ndarray, target: np.ndarray, border: int = 0,
         scores["ssim"] = ssim(target, estimate, data_range=1.0, channel_axis=-1)
         scores["ssim_y"] = ssim(_y(target), _y(estimate), data_range=1.0)
     # Detail: mean gradient magnitude against the original's (1: as sharp; < 1: blurrier).
-    gradient = lambda im: np.abs(np.diff(im, axis=0)).mean() + np.abs(np.diff(im, axis=1)).mean()  # noqa: E731
-    scores["detail"] = gradient(estimate) / max(gradient(target), 1e-12)
+    scores["detail"] = _gradient(estimate) / max(_gradient(target), 1e-12)
     if mask is not None and mask.any():
         error = ((estimate - target) ** 2)[mask.astype(bool)].mean()
         scores["psnr_hole"] = float(10 * np.log10(1.0 / max(error, 1e-12)))
@@ -183,7 +187,8 @@ def held_out(config, n: int | None, seed: int):
     return out
 
 
-def _hwc(tensor: torch.Tensor) -> np.ndarray:
+def hwc01(tensor: torch.Tensor) -> np.ndarray:
+    """float C x H x W in [-1, 1] -> H x W x C in [0, 1] (what scikit-image measures)."""
     return ((tensor.float().permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1)
 
 
@@ -220,10 +225,10 @@ def evaluate_editing(run_dir: str | Path, n: int | None = None, seed: int = 0, c
         size = tuple(target.shape[-2:])
         fns = baselines(spec, size, target.shape[1])
         for i in range(len(target)):
-            goal, hole = _hwc(target[i]), None if mask is None else mask[i, 0].numpy()
-            rows["model"].append(image_scores(_hwc(result[i]), goal, border, hole))
+            goal, hole = hwc01(target[i]), None if mask is None else mask[i, 0].numpy()
+            rows["model"].append(image_scores(hwc01(result[i]), goal, border, hole))
             for name, fn in fns.items():
-                estimate = fn(_hwc(source[i]), hole)
+                estimate = fn(hwc01(source[i]), hole)
                 if hole is not None:  # baselines are composited too
                     estimate = np.where(hole[..., None] > 0, estimate, goal)
                 rows.setdefault(name, []).append(image_scores(estimate, goal, border, hole))

@@ -108,11 +108,17 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return image
 
 
+def require_folder(root: Path, what: str) -> Path:
+    """`root` when it is a directory, else one DataError line naming it (`what`: "image folder")."""
+    if not root.is_dir():
+        raise DataError(f"{what} {str(root)!r} does not exist or is not a directory")
+    return root
+
+
 @SOURCES.register("folder")
 def load_folder(arg, config, split: str) -> ImageSet:
     root = Path(arg)
-    if not root.is_dir():
-        raise DataError(f"image folder {str(root)!r} does not exist or is not a directory")
+    require_folder(root, "image folder")
     if split != "train":
         raise DataError(f"image folder {str(root)!r} has no {split!r} split; point to another folder")
     files, labels, classes = list_images(root)

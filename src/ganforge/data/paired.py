@@ -25,7 +25,7 @@ import torch
 from PIL import Image, ImageOps
 
 from ..errors import DataError
-from .folder import EXTENSIONS, read_image
+from .folder import EXTENSIONS, read_image, require_folder
 from .imageset import ImageSet
 from .patches import open_image, read_files, to_tensor
 from .sources import SOURCES
@@ -95,8 +95,7 @@ def _match(folder: Path) -> list[tuple[Path, Path]]:
 @SOURCES.register("paired")
 def load_paired(arg, config, split: str) -> ImageSet:
     root = Path(arg)
-    if not root.is_dir():
-        raise DataError(f"paired folder {str(root)!r} does not exist or is not a directory")
+    require_folder(root, "paired folder")
     folder = _split_folder(root, split)
     has_a, has_b = (folder / "A").is_dir(), (folder / "B").is_dir()
     if has_a != has_b:

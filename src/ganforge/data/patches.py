@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from ..errors import DataError
-from .folder import EXTENSIONS, MAX_LISTED, _to_8bit
+from .folder import EXTENSIONS, MAX_LISTED, _to_8bit, require_folder
 from .sources import SOURCES
 
 
@@ -214,8 +214,7 @@ def _split_folder(root: Path, split: str) -> Path:
 @SOURCES.register("patches")
 def load_patches(arg, config, split: str) -> PatchSet:
     root = Path(arg)
-    if not root.is_dir():
-        raise DataError(f"patch folder {str(root)!r} does not exist or is not a directory")
+    require_folder(root, "patch folder")
     folder = _split_folder(root, split)
     files = image_files(folder)
     if not files:

@@ -66,9 +66,10 @@ def load_photos(arg, config, split: str) -> PatchSet:
         raise DataError(f"data set 'photos:{arg}': the only option is photos:color (colour photos "
                         f"only); the photos are a fixed set, see ganforge.data.photos")
     names = TRAIN if split == "train" else TEST
+    arrays = {name: photo(name) for name in names}  # each photo decoded once
     if arg == "color":
-        names = [name for name in names if photo(name).ndim == 3]
+        names = [name for name in names if arrays[name].ndim == 3]
     mode = "L" if config.channels == 1 else "RGB"
-    images = [to_tensor(Image.fromarray(photo(name)).convert(mode)) for name in names]
+    images = [to_tensor(Image.fromarray(arrays[name]).convert(mode)) for name in names]
     images, names = keep_croppable(images, names, config.resolution, f"data set 'photos' ({split})")
     return PatchSet(images, names, "photos", config.resolution)

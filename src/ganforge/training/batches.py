@@ -41,7 +41,8 @@ def to_device(tensor: torch.Tensor | None, device: torch.device | None) -> torch
 def _to_batch(data, index: torch.Tensor, channels_last: bool, device: torch.device | None = None) -> Batch:
     """The float batch of the items at `index` (images, labels, pair sources, regions), on
     `device` (None: the data's own)."""
-    pick = lambda t: None if t is None else to_device(t[index], device)  # noqa: E731
+    def pick(t):
+        return None if t is None else to_device(t[index], device)
     images = to_float(pick(data.images))
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
