@@ -11,7 +11,7 @@ PACKAGE = Path(ganforge.__file__).parent
 
 # Layer of each top-level module or sub-package; a module may import only its own or lower layers.
 LAYERS = {
-    "errors": 0, "registry": 0, "config": 0, "rundir": 0, "checkpoint": 0, "imageio": 0,
+    "errors": 0, "atomic": 0, "registry": 0, "config": 0, "rundir": 0, "checkpoint": 0, "imageio": 0,
     "distributed": 0, "presets": 0,
     "data": 1,
     "models": 2, "losses": 2,

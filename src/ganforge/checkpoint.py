@@ -8,9 +8,7 @@ naming the file and leaves the previous checkpoint as it was. Loading never unpi
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from . import atomic
 from .errors import CheckpointError
 
 FORMAT = "ganforge-checkpoint"
@@ -50,35 +49,15 @@ def save(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict) -> None
         >>> save("runs/a/checkpoints/last.safetensors", {"w": torch.zeros(2)}, {"step": 5})
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     header = {"format": FORMAT, "version": VERSION, **meta}
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(tmp), metadata={"ganforge": json.dumps(header)})
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        fsync_folder(path.parent)
+        with atomic.replacing(path, durable=True) as tmp:
+            save_file(tensors, str(tmp), metadata={"ganforge": json.dumps(header)})
     except OSError as error:
         reason = error.strerror or str(error)
         raise CheckpointWriteError(f"cannot write checkpoint {str(path)!r}: {reason}; the previous "
                                    f"checkpoint there is unchanged") from error
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-
-
-def fsync_folder(folder: str | Path) -> None:
-    """Flush a folder's entries (a rename into it) to disk; a no-op where folders cannot be
-    opened (Windows)."""
-    if os.name != "posix":
-        return
-    handle = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
 
 
 def read_meta(path: str | Path) -> dict:

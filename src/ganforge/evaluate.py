@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint, metrics, rundir
+from . import atomic, checkpoint, metrics, rundir
 from .config import DataConfig
 from .data import ImageSet, load_dataset
 from .data.sources import parse_name
@@ -141,10 +141,8 @@ def feature_classifier(data: DataConfig, quiet: bool = False) -> Path:
 def _write_reference(images: ImageSet, path: Path) -> None:
     """The reference part as an npz archive (`npz:` source layout), written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as file:
+    with atomic.replacing(path) as tmp, open(tmp, "wb") as file:
         np.savez(file, x=to_hwc(images.images), y=images.labels.numpy())
-    tmp.replace(path)
 
 
 def build_extractor(data: DataConfig, classifier: str | Path | None = None,
@@ -559,10 +557,7 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
                                    "with another sample size than the model")
     if memorization:
         report["memorization"] = evaluator.memorization(images, Path(run_dir) / MEMORIZATION_GRID)
-    path = Path(run_dir) / "eval.json"
-    tmp = path.with_name(".eval.json.tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(path)
+    atomic.write_json(Path(run_dir) / "eval.json", report)
     return report
 
 

@@ -11,14 +11,13 @@ recognises the requested class in the region, and whether anything outside it ch
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import metrics
+from . import atomic
 from .data import ImageSet, load_dataset, to_float, to_uint8
 from .data.degrade import parse_degradation
 from .errors import ConfigError, DataError
@@ -240,10 +239,7 @@ def evaluate_editing(run_dir: str | Path, n: int | None = None, seed: int = 0, c
     report["setup"] = {"run": str(run_dir), "checkpoint": checkpoint, "step": model.step,
                        "images": sum(len(t) for t in data["target"]), "seed": seed,
                        "border_crop": border, "tile": tile, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    path = Path(run_dir) / "eval.json"
-    tmp = path.with_name(".eval.json.tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(path)
+    atomic.write_json(Path(run_dir) / "eval.json", report)
     return report
 
 

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from . import atomic
 
 
 def to_hwc(images: torch.Tensor) -> np.ndarray:
@@ -33,9 +34,8 @@ def save_png(image: np.ndarray, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pil.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic.replacing(path) as tmp:
+        pil.save(tmp, format="PNG")
 
 
 def save_each(images: np.ndarray, folder: str | Path) -> list[Path]:
@@ -56,6 +56,5 @@ def save_npz(images: np.ndarray, path: str | Path, labels: np.ndarray | None = N
     arrays = {"x": images[..., 0] if images.shape[-1] == 1 else images}
     if labels is not None:
         arrays["y"] = np.asarray(labels, dtype=np.int64)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic.replacing(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **arrays)

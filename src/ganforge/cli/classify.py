@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from .. import atomic
 from ..objectives.classifier import CLASSIFY_DEFAULTS as DEFAULTS
 from .train import add_training_options, train_and_report
 
@@ -60,9 +60,7 @@ def evaluate(run_dir, dataset, split: str, checkpoint_name: str, device: str) ->
     report.update({"data_set": data_config.name, "split": split, "checkpoint": checkpoint_name})
     print(format_report(report, clf.class_names))
     run_dir = Path(run_dir)
-    tmp = run_dir / ".classify-eval.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(run_dir / "classify-eval.json")
+    atomic.write_json(run_dir / "classify-eval.json", report)
     save_png(confusion_png(report["confusion_matrix"], clf.class_names), run_dir / "confusion.png")
     print(f"wrote {run_dir / 'classify-eval.json'} and {run_dir / 'confusion.png'}")
     return report

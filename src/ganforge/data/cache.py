@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from .. import atomic
 from ..errors import DataError
 
 FORMAT = 1  # bump when what an entry holds changes: older entries are then rebuilt
@@ -127,9 +128,4 @@ def _reserve(path: Path, array: np.memmap) -> None:
 
 
 def _write_json(path: Path, value) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(value))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic.write_json(path, value, indent=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from .. import checkpoint
@@ -57,7 +58,7 @@ class TrainedGenerator:
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int = 0, labels: Sequence[int] | None = None,
-               batch_size: int = 500, truncation: float | None = None) -> "numpy.ndarray":
+               batch_size: int = 500, truncation: float | None = None) -> np.ndarray:
         """Generate `n` images as a uint8 N x H x W x C array (C is 1 or 3).
 
         The same seed gives the same images whatever the batch size.

@@ -8,14 +8,13 @@ atomically without ever replacing a user's file by accident.
 """
 from __future__ import annotations
 
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .. import atomic
 from ..data.folder import EXTENSIONS
 from ..errors import ConfigError, DataError
 
@@ -187,15 +186,8 @@ def write_image_file(path: str | Path, pixels: np.ndarray, alpha: np.ndarray | N
     fmt = FORMATS[suffix][0]
 
     # Write a temporary file beside the target, then rename it over the target.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            image.save(handle, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic.replacing(path) as tmp, open(tmp, "xb") as handle:
+        image.save(handle, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
 
 
 def _encode(pixels: np.ndarray, alpha: np.ndarray | None, bits: int, keeps_alpha: bool,

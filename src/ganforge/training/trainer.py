@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from .. import checkpoint, distributed, rundir
+from .. import atomic, checkpoint, distributed, rundir
 from ..config import Config, dump_yaml
 from ..data import load_dataset
 from ..data.degrade import parse_degradation
@@ -153,9 +153,9 @@ class Trainer:
         self._write_config()
 
     def _write_config(self) -> None:
-        tmp = self.run_dir / f".{rundir.CONFIG}.tmp"
-        tmp.write_text(dump_yaml(self.config))
-        tmp.replace(self.run_dir / rundir.CONFIG)
+        """Rank 0 writes the run's config.yaml; the other ranks read the same config."""
+        if distributed.is_main():
+            atomic.write_text(self.run_dir / rundir.CONFIG, dump_yaml(self.config))
 
     # The loop.
     def run(self) -> Run:
@@ -378,14 +378,11 @@ class Trainer:
             point.unlink(missing_ok=True)
         elif before is None:
             last = rundir.checkpoint_path(self.run_dir, "last")
-            tmp = point.with_name(f".{point.name}.tmp-{os.getpid()}")
-            tmp.unlink(missing_ok=True)
-            try:
-                os.link(last, tmp)  # `last` is replaced, never rewritten: the link keeps its content
-            except OSError:
-                shutil.copyfile(last, tmp)  # file systems without hard links
-            os.replace(tmp, point)
-            checkpoint.fsync_folder(point.parent)
+            with atomic.replacing(point, durable=True) as tmp:
+                try:
+                    os.link(last, tmp)  # `last` is replaced, never rewritten: the link keeps it
+                except OSError:
+                    shutil.copyfile(last, tmp)  # file systems without hard links
 
     def _evaluate(self, logger):
         """Score the sampling network; a new lowest FID also becomes the `best` checkpoint.
