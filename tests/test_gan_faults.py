@@ -247,7 +247,7 @@ def test_augmentation_switched_on_at_resume_takes_effect(tmp_path):
     assert metrics(resumed.dir)[-1]["augment_p"] == pytest.approx(0.5)
     objective = last_meta(resumed.dir)["objective"]
     assert objective["policy"] == ["translation"] and objective["p"] == 0.5
-    assert objective["args"] == {"augment": ["translation"], "augment_p": 0.5, "ada": False}
+    assert objective["args"] == {"augment": ["translation"], "augment_p": 0.5, "ada": False, "mode_seeking": None}
 
 
 def saved_state(**args) -> dict:

@@ -569,3 +569,69 @@ def test_spectral_norm_refuses_equalised_layers(tmp_path):
     with pytest.raises(ConfigError, match="objective.spectral_norm"):
         GANObjective(GANArgs(spectral_norm=True), build_models(
             ModelConfig(name="progressive", args={"g_width": 4, "d_width": 4, "max_width": 8}), DataShape(16, 1)))
+
+
+# --------------------------------------------------------------------------- mode seeking (MSGAN)
+
+def test_mode_seeking_ratio_is_zero_for_a_generator_that_ignores_its_noise():
+    z = torch.randn(8, 4)
+    same = torch.ones(8, 1, 4, 4)
+    varied = torch.randn(8, 1, 4, 4)
+    assert float(gan_module.mode_seeking_ratio(same, z)) == 0.0
+    assert float(gan_module.mode_seeking_ratio(varied, z)) > 0.1
+    # Image distance over noise distance, pair by pair (0,1), (2,3), ...: scaling the images scales it.
+    assert float(gan_module.mode_seeking_ratio(3 * varied, z)) == pytest.approx(
+        3 * float(gan_module.mode_seeking_ratio(varied, z)))
+
+
+def test_paired_labels_share_a_class_two_by_two():
+    assert gan_module.paired(torch.tensor([3, 1, 4, 1, 5])).tolist() == [3, 3, 4, 4, 5]
+
+
+def test_mode_seeking_adds_weight_over_ratio_to_the_generator_loss(monkeypatch):
+    objective = GANObjective(GANArgs(mode_seeking=2.0), nets("dcgan", classes=10))
+    batch = Batch(real_batch().images, torch.arange(8) % 10)
+    objective.loss("D", batch)
+    assert objective._fake_labels[0::2].tolist() == objective._fake_labels[1::2].tolist()
+    fake, z, labels = objective._fake, objective._fake_z, objective._fake_labels
+    loss, values = objective.loss("G", batch)
+    ratio = gan_module.mode_seeking_ratio(fake, z).detach()
+    plain = objective.adv.g_loss(objective.D(fake, labels)).detach()
+    assert values["mode_seeking_ratio"] == pytest.approx(float(ratio))
+    assert float(loss.detach()) == pytest.approx(float(plain + 2.0 / (ratio + gan_module.MODE_SEEKING_EPS)), rel=1e-5)
+
+
+def test_mode_seeking_trains_and_logs_its_ratio(tmp_path):
+    run = ganforge.train(overrides=tiny(tmp_path, "r", 4, **{"model.conditional": True,
+                                                            "objective.mode_seeking": 1.0}))
+    assert all(r["mode_seeking_ratio"] > 0 for r in metrics(run.dir) if "loss_G" in r)
+    with pytest.raises(ConfigError, match="objective.mode_seeking"):
+        ganforge.make_config(overrides=tiny(tmp_path, "bad", **{"objective.mode_seeking": -1.0}))
+
+
+def test_conditional_models_seek_modes_by_default_and_unconditional_ones_do_not():
+    assert GANObjective(GANArgs(), nets("dcgan", classes=10)).mode_seeking == gan_module.CONDITIONAL_MODE_SEEKING
+    assert GANObjective(GANArgs(), nets("dcgan")).mode_seeking == 0.0
+    assert GANObjective(GANArgs(mode_seeking=0.0), nets("dcgan", classes=10)).mode_seeking == 0.0
+    loss, values = GANObjective(GANArgs(), nets("dcgan")).loss("G", real_batch())
+    assert "mode_seeking_ratio" not in values
+
+
+def test_a_collapse_within_classes_raises_the_mode_seeking_weight_up_to_its_cap():
+    objective = GANObjective(GANArgs(mode_seeking=0.0), nets("dcgan", classes=10))
+    steps = [objective.strengthen(within_classes=True) for _ in range(7)]
+    assert steps[0] == "mode-seeking weight raised to 0.1" and objective.mode_seeking == gan_module.MAX_MODE_SEEKING
+    assert "augmentation" in steps[-1]  # nothing left to raise there: the usual defences
+    assert objective.state_dict()["mode_seeking"] == gan_module.MAX_MODE_SEEKING
+
+
+def test_the_raised_mode_seeking_weight_survives_resume_unless_the_user_changes_it(tmp_path):
+    base = {"model.conditional": True, "log.checkpoint_every": 2}
+    t = trainer(tmp_path, "r", 2, **base)
+    t.objective.strengthen(within_classes=True)
+    t.run()
+    resumed = Trainer(ganforge.make_config(resume=str(tmp_path / "r"), overrides={"train.steps": 4}), resume=True)
+    assert resumed.objective.mode_seeking == 0.5
+    changed = Trainer(ganforge.make_config(resume=str(tmp_path / "r"), overrides={
+        "train.steps": 4, "objective.mode_seeking": 0.1}), resume=True)
+    assert changed.objective.mode_seeking == 0.1

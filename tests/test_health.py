@@ -334,7 +334,7 @@ def test_collapse_rolls_back_and_strengthens_the_objective(tmp_path, case, colla
 
 
 def test_collapse_without_anything_to_raise_lowers_the_learning_rate(tmp_path, monkeypatch, collapse_once):
-    monkeypatch.setattr(GANObjective, "strengthen", lambda self: None)
+    monkeypatch.setattr(GANObjective, "strengthen", lambda self, within_classes=False: None)
     run = ganforge.train(overrides=tiny(tmp_path, 6, **{**FORCED_COLLAPSE, "log.checkpoint_every": 3}))
     (line,) = health_lines(run.dir)
     assert line["health"] == "collapse" and "x0.5" in line["action"]

@@ -138,6 +138,9 @@ class HealthConfig:
     d_win_steps: int = 2000          # ... at every log line for this many steps counts as collapse
     min_classes_present: float = 0.5  # with --eval-every: share of classes among samples
     min_diversity: float = 0.3       # with --eval-every: diversity_ratio of samples
+    diversity_every: int = 500       # steps between per-class diversity probes (0: off)
+    min_class_diversity: float = 0.4   # the worst class's probe ratio (real images: about 1) ...
+    low_diversity_probes: int = 4    # ... below this at so many probes in a row counts as collapse
     max_rollbacks: int = 5           # then stop with the reason
 
     def check(self) -> None:
@@ -146,6 +149,11 @@ class HealthConfig:
         _require(0 < self.d_win_accuracy <= 1, "health.d_win_accuracy", self.d_win_accuracy, "must be in (0, 1]")
         _require(self.d_win_steps >= 1, "health.d_win_steps", self.d_win_steps, "must be at least 1")
         _require(self.max_rollbacks >= 0, "health.max_rollbacks", self.max_rollbacks, "must be >= 0")
+        _require(self.diversity_every >= 0, "health.diversity_every", self.diversity_every, "must be >= 0")
+        _require(self.min_class_diversity >= 0, "health.min_class_diversity",
+                 self.min_class_diversity, "must be >= 0")
+        _require(self.low_diversity_probes >= 1, "health.low_diversity_probes",
+                 self.low_diversity_probes, "must be at least 1")
 
 
 @dataclass

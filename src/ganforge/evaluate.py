@@ -20,6 +20,7 @@ tells samples that copy training images from samples that merely look real.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -326,18 +327,26 @@ class Evaluator:
         self.real_labels = None if reference.labels is None else reference.labels.cpu()
         self.real_spread = metrics.mean_pairwise_distance(self.real_feats)
         self.class_spread = self._class_spreads()
-        held_feats, held_probs = extractor.features_and_probs(splits.heldout.images)
-        self.floor = self._scores(held_feats, held_probs)
-        if splits.heldout.labels is not None and self.real_labels is not None:
-            self.floor.update(self._per_class(held_feats, splits.heldout.labels.cpu(), len(self.class_names)))
-        if extractor.num_classes and splits.heldout.labels is not None:
-            self.floor["cas"] = float((held_probs.argmax(1) == splits.heldout.labels.cpu()).float().mean())
+        self._heldout = splits.heldout
         self.setup = {"extractor": extractor.name, "n_samples": self.n, "n_real": len(reference),
                       "n_heldout": len(splits.heldout), "heldout": splits.how, "seed": seed,
                       "data_set": data.name,
                       "features_trained_on": _features_trained_on(extractor, data, splits)}
         if self.prior is not None:  # what a conditional model is asked for
             self.setup["labels"] = LABELS_NOTE
+
+    @functools.cached_property
+    def floor(self) -> dict:
+        """The held-out real images scored as if they were samples: what a perfect generator
+        gets. Computed on first use (training's periodic evaluation never needs it)."""
+        heldout = self._heldout
+        held_feats, held_probs = self.extractor.features_and_probs(heldout.images)
+        floor = self._scores(held_feats, held_probs)
+        if heldout.labels is not None and self.real_labels is not None:
+            floor.update(self._per_class(held_feats, heldout.labels.cpu(), len(self.class_names)))
+        if self.extractor.num_classes and heldout.labels is not None:
+            floor["cas"] = float((held_probs.argmax(1) == heldout.labels.cpu()).float().mean())
+        return floor
 
     def _class_spreads(self) -> list:
         """Mean pairwise feature distance of the reference images of each class (None if too few)."""

@@ -52,6 +52,7 @@ class Objective:
     phases: list[Phase]
     sample_net: str | None = "G"       # the network sampled from (through its EMA); None: none
     double_backward: bool = False      # a loss differentiates a gradient (penalties): no torch.compile
+    samples_from_noise: bool = True    # sample_net draws images from latents (not from images)
 
     def __init__(self, args, nets: dict[str, nn.Module]):
         self.args, self.nets = args, nets
@@ -70,9 +71,10 @@ class Objective:
     def after_step(self, phase: str) -> None:
         """Called after each optimiser step of `phase` (e.g. WGAN weight clipping)."""
 
-    def strengthen(self) -> str | None:
-        """Raise the defences against collapse (augmentation, regulariser weight); returns
-        what was done, or None when the objective has nothing to raise."""
+    def strengthen(self, within_classes: bool = False) -> str | None:
+        """Raise the defences against collapse (augmentation, regulariser weight; against
+        alike samples of one class, `within_classes`, what spreads them); returns what was
+        done, or None when the objective has nothing to raise."""
         return None
 
     # Previews. The default draws fixed latents (GANs, the VAE's decoder); image-to-image

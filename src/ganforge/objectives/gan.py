@@ -3,7 +3,9 @@
 Every known remedy is a key of this objective, chosen by name and combinable with any loss
 and any architecture: gradient penalty, R1 (optionally lazy, as its own phase), spectral
 norm on D, weight clipping (from the loss), one-sided label smoothing, ACGAN's auxiliary
-classifier, and differentiable augmentation with a fixed or adaptive probability.
+classifier, MSGAN's mode-seeking term (against a generator that ignores its noise, the way
+conditional models collapse within a class), and differentiable augmentation with a fixed
+or adaptive probability.
 
 A resumed run takes the user's new `augment`, `augment_p` and `ada` (each changed key as a
 fresh start would set it; unchanged ones keep the checkpoint's, possibly strengthened,
@@ -26,7 +28,12 @@ from ..losses.regularizers import add_spectral_norm, clip_weights_, gradient_pen
 from .base import OBJECTIVES, Batch, Objective, ObjectiveEntry, Phase, require_nets
 
 DEFAULT_POLICY = "translation,color,cutout"
-RESUMABLE = ("augment", "augment_p", "ada")  # take effect when changed at --resume
+RESUMABLE = ("augment", "augment_p", "ada", "mode_seeking")  # take effect when changed at --resume
+# Conditional models collapse within classes without it (a projection D judges one image at a
+# time, and D's batch norm sees the spread between classes, not within them); measured on
+# Fashion-MNIST in 150 s: recall 0.02 -> 0.45 (0.1: 0.24 at higher precision; 1: 0.59, lower CAS).
+CONDITIONAL_MODE_SEEKING = 0.25
+MAX_MODE_SEEKING = 2.0  # the most the health controller raises it to
 
 
 @dataclass
@@ -40,6 +47,7 @@ class GANArgs:
     label_smoothing: float = 0.0       # one-sided: D's real target becomes 1 - this (ns loss)
     drift: float = 0.0                 # ProGAN's epsilon-drift: + drift * D(real)^2 keeps critic scores near 0
     acgan_weight: float = 0.0          # conditional models: auxiliary-classifier loss weight (ACGAN)
+    mode_seeking: Union[float, None] = None  # MSGAN weight (None: 0.25 for conditional models, else 0)
     augment: str = ""                  # DiffAugment policy, e.g. translation,color,cutout
     augment_p: Union[float, None] = None  # probability per op and image (default 1; with ada 0)
     ada: bool = False                  # adapt augment_p to keep E[sign D(real)] near ada_target
@@ -49,7 +57,7 @@ class GANArgs:
     def check(self):
         loss = GAN_LOSSES.get(self.loss)
         require_at_least_one("objective", self, ("d_steps", "r1_every", "ada_speed"))
-        for key in ("gp_weight", "r1_gamma", "acgan_weight", "drift"):
+        for key in ("gp_weight", "r1_gamma", "acgan_weight", "drift", "mode_seeking"):
             value = getattr(self, key)
             if value is not None and value < 0:
                 raise ConfigError(f"objective.{key}={value}: must be >= 0")
@@ -72,6 +80,26 @@ class GANArgs:
             raise ConfigError(f"loss {self.loss!r} clips D's weights; combine penalties with wgan-gp instead")
 
 
+MODE_SEEKING_EPS = 1e-5
+
+
+def paired(labels: torch.Tensor) -> torch.Tensor:
+    """Labels where items 2i and 2i+1 share item 2i's class."""
+    out = labels.clone()
+    out[1::2] = labels[0:len(labels) - len(labels) % 2:2]
+    return out
+
+
+def mode_seeking_ratio(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """MSGAN's ratio (Mao et al. 2019): mean |G(z1) - G(z2)| over mean |z1 - z2|, over the pairs
+    (2i, 2i+1) of a batch (same class in a conditional model). A generator that ignores its
+    noise scores near 0, so adding weight / ratio to G's loss pushes it to use the noise."""
+    n = len(fake) - len(fake) % 2
+    images = (fake[0:n:2] - fake[1:n:2]).float().abs().flatten(1).mean(1)
+    noises = (z[0:n:2] - z[1:n:2]).float().abs().flatten(1).mean(1)
+    return (images / noises).mean()
+
+
 class GANObjective(Objective):
     def __init__(self, args: GANArgs, nets):
         require_nets("gan", nets, ("G", "D"))
@@ -87,6 +115,7 @@ class GANObjective(Objective):
         self.double_backward = bool(self.gp_weight or args.r1_gamma)
         self.reg_scale = 1.0           # raised by the health controller against collapse
         self.policy, self.p = self._configured()
+        self.mode_seeking = self._configured_mode_seeking()
         self.ada = AdaptiveAugment(args.ada_target, args.ada_speed, p=self.p) if args.ada else None
         # The fakes of the last D run are reused by the G run (as in the textbook loop), so
         # D runs record G's graph; G's run does not need D's parameter gradients.
@@ -96,6 +125,7 @@ class GANObjective(Objective):
         self.phases.append(Phase("G", "G", fresh_batch=False))
         self._fake: torch.Tensor | None = None
         self._fake_labels: torch.Tensor | None = None
+        self._fake_z: torch.Tensor | None = None
         self._batch_size = 0
 
     @property
@@ -113,10 +143,16 @@ class GANObjective(Objective):
         policy = parse_policy(args.augment or (DEFAULT_POLICY if args.ada else ""))
         return policy, args.augment_p if args.augment_p is not None else (0.0 if args.ada else 1.0)
 
+    def _configured_mode_seeking(self) -> float:
+        """The mode-seeking weight the args set at a fresh start (None: by conditioning)."""
+        if self.args.mode_seeking is not None:
+            return self.args.mode_seeking
+        return CONDITIONAL_MODE_SEEKING if self.classes else 0.0
+
     def _recorded_args(self) -> dict:
         """The args a checkpoint records, to tell at --resume what the user changed."""
         return {"augment": parse_policy(self.args.augment), "augment_p": self.args.augment_p,
-                "ada": self.args.ada}
+                "ada": self.args.ada, "mode_seeking": self.args.mode_seeking}
 
     def noise(self, n: int, device) -> torch.Tensor:
         return distributed.global_randn(n, self.G.latent_dim, device=device)
@@ -137,7 +173,10 @@ class GANObjective(Objective):
 
     def _fakes(self, n: int, device) -> tuple[torch.Tensor, torch.Tensor | None]:
         labels = distributed.global_randint(self.classes, n, device) if self.classes else None
-        return self.G(self.noise(n, device), labels), labels
+        if labels is not None and self.mode_seeking:
+            labels = paired(labels)  # images 2i and 2i+1 share a class, for the mode-seeking term
+        self._fake_z = self.noise(n, device)
+        return self.G(self._fake_z, labels), labels
 
     # The phases.
     def loss(self, phase: str, batch: Batch):
@@ -154,9 +193,15 @@ class GANObjective(Objective):
             fake, labels = self._fakes(batch.images.shape[0], batch.images.device)
         logits, classes = self._D(fake, labels)
         loss = self.adv.g_loss(logits)
+        values = {}
         if classes is not None:
             loss = loss + self.args.acgan_weight * F.cross_entropy(classes.float(), labels)
-        return loss, {"loss_G": loss.detach()}
+        if self.mode_seeking and len(fake) >= 2:
+            ratio = mode_seeking_ratio(fake, self._fake_z)
+            loss = loss + self.mode_seeking / (ratio + MODE_SEEKING_EPS)
+            values["mode_seeking_ratio"] = ratio.detach()
+        values["loss_G"] = loss.detach()
+        return loss, values
 
     def _d_loss(self, batch: Batch):
         real_labels = batch.labels if self.classes else None
@@ -196,9 +241,14 @@ class GANObjective(Objective):
             self.ada.update(self._batch_size * distributed.world_size(), reduce=_over_ranks())
 
     # State the health controller and resume care about.
-    def strengthen(self) -> str | None:
-        """Augmentation first (while p can rise), then the regulariser weight; None when
-        neither can be raised, and the loop lowers the learning rates instead."""
+    def strengthen(self, within_classes: bool = False) -> str | None:
+        """Against samples of a class that look alike (`within_classes`), the mode-seeking
+        weight (doubled, at least 0.1, at most MAX_MODE_SEEKING). Otherwise augmentation first
+        (while p can rise), then the regulariser weight; None when nothing can be raised,
+        and the loop lowers the learning rates instead."""
+        if within_classes and self.mode_seeking < MAX_MODE_SEEKING:
+            self.mode_seeking = min(MAX_MODE_SEEKING, max(0.1, 2 * self.mode_seeking))
+            return f"mode-seeking weight raised to {self.mode_seeking:g}"
         if self.ada is not None and self.ada.p < 1.0:
             state = self.ada.state_dict()
             state["p"] = min(1.0, state["p"] + 0.2)
@@ -216,10 +266,10 @@ class GANObjective(Objective):
         return None
 
     def state_dict(self) -> dict:
-        """p, policy, regulariser weight, ADA's state and the args that set them. Under
+        """p, policy, regulariser weight, mode-seeking weight, ADA's state and the args that set them. Under
         torchrun every rank must call it: ADA's partial statistic is summed over the ranks."""
         return {"p": self.p, "policy": self.policy, "reg_scale": self.reg_scale,
-                "ada": None if self.ada is None else self.ada.state_dict(reduce=_over_ranks()),
+                "mode_seeking": self.mode_seeking, "ada": None if self.ada is None else self.ada.state_dict(reduce=_over_ranks()),
                 "args": self._recorded_args()}
 
     def load_state_dict(self, state: dict) -> None:
@@ -234,6 +284,7 @@ class GANObjective(Objective):
         changed = {key for key in RESUMABLE if key in saved and saved[key] != now[key]}
         # Restore the checkpoint's state.
         self.p, self.policy, self.reg_scale = state["p"], state["policy"], state["reg_scale"]
+        self.mode_seeking = state.get("mode_seeking", self.mode_seeking)
         if self.ada is not None and state.get("ada") and "ada" not in changed:
             ada = dict(state["ada"])
             if distributed.rank() != 0:  # the saved partial statistic is the ranks' sum: count it once
@@ -243,6 +294,8 @@ class GANObjective(Objective):
         policy, p = self._configured()
         if changed & {"augment", "ada"}:
             self.policy = policy
+        if "mode_seeking" in changed:
+            self.mode_seeking = self._configured_mode_seeking()
         if changed & {"augment_p", "ada"}:
             self.p = p
             if self.ada is not None and "ada" not in changed:

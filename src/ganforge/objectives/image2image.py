@@ -89,6 +89,7 @@ def upsample_to(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 class Image2ImageObjective(Objective):
+    samples_from_noise = False
     def __init__(self, args: Image2ImageArgs, nets):
         require_nets("image2image", nets, ("G", "D"))
         if not hasattr(nets["G"], "in_channels"):

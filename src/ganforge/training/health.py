@@ -1,10 +1,13 @@
 """The health controller: training watches itself and acts.
 
 It reads what the loop already computes at each log step (losses, gradient norms, whether
-the weights are finite, D's accuracy on real and fake images) and the periodic evaluation
+the weights are finite, D's accuracy on real and fake images, and every health.diversity_every
+steps the per-class diversity probe of training/diversity.py) and the periodic evaluation
 (class coverage, sample diversity). On divergence it asks the loop to roll back to the last
 good checkpoint and lower the learning rates; on mode collapse, or when D wins outright for
-many log steps in a row, to roll back and strengthen the objective's defences (augmentation
+many log steps in a row, or when the samples of some class stay alike (a low per-class
+diversity at several probes in a row: a conditional model drawing one shirt per class), to
+roll back and strengthen the objective's defences (augmentation
 or regulariser weight). A decision that ends a streak says when the streak began
 (`Action.since`): the loop rolls back to the checkpoint it kept when the streak was first
 seen (`streak_start`), not to one written inside the streak.
@@ -32,12 +35,15 @@ class Action:
     kind: str        # "divergence" or "collapse"
     reason: str
     since: int | None = None  # a streak: the step it began after; None: seen at once
+    within_classes: bool = False  # a collapse inside classes (the diversity probe)
 
 
 class HealthMonitor:
     def __init__(self, config: HealthConfig):
         self.config = config
         self.d_win_since: int | None = None  # step since which every log line had D winning outright
+        self.low_diversity_since: int | None = None  # step after which every probe was low ...
+        self.low_diversity_probes = 0                # ... and how many probes that was
 
     def check_log(self, record: dict, weights_finite: bool, since_step: int) -> Action | None:
         """Look at one metrics.jsonl record (losses, grad norms, D accuracy) covering the
@@ -56,6 +62,9 @@ class HealthMonitor:
         if scale is not None and scale < MIN_GRAD_SCALE:
             return Action("divergence", f"grad_scale={scale:.4g}: the fp16 gradient scaler skips "
                                         f"step after step (gradients overflow at any scale)")
+        action = self._check_diversity(record.get("class_diversity_min"), since_step)
+        if action is not None:
+            return action
         accuracy = record.get("D_accuracy")
         if accuracy is not None:
             if accuracy < cfg.d_win_accuracy:
@@ -68,21 +77,48 @@ class HealthMonitor:
                                           f"line for {cfg.d_win_steps} steps (D wins outright)", since)
         return None
 
+    def _check_diversity(self, diversity: float | None, since_step: int) -> Action | None:
+        """A probe's worst-class diversity (None: no probe on this log line)."""
+        cfg = self.config
+        if diversity is None:
+            return None
+        if diversity >= cfg.min_class_diversity:
+            self.low_diversity_since, self.low_diversity_probes = None, 0
+            return None
+        if self.low_diversity_since is None:
+            self.low_diversity_since = since_step
+        self.low_diversity_probes += 1
+        if self.low_diversity_probes < cfg.low_diversity_probes:
+            return None
+        since = self.low_diversity_since
+        self.low_diversity_since, self.low_diversity_probes = None, 0
+        return Action("collapse", f"class_diversity_min={diversity:.3g} below "
+                                  f"health.min_class_diversity={cfg.min_class_diversity:g} at "
+                                  f"{cfg.low_diversity_probes} probes in a row (the samples of a "
+                                  f"class look alike)", since, within_classes=True)
+
     def streak_start(self) -> int | None:
-        """The step after which the streak in progress began (None: no streak). When one
-        begins the loop keeps its last checkpoint, to roll back to should it end in a collapse."""
-        return self.d_win_since if self.config.enabled else None
+        """The step after which the earliest streak in progress began (None: no streak). When
+        one begins the loop keeps its last checkpoint, to roll back to should it end in a
+        collapse."""
+        if not self.config.enabled:
+            return None
+        starts = [s for s in (self.d_win_since, self.low_diversity_since) if s is not None]
+        return min(starts) if starts else None
 
     def reset(self) -> None:
         """After a rollback, streaks start again."""
-        self.d_win_since = None
+        self.d_win_since, self.low_diversity_since, self.low_diversity_probes = None, None, 0
 
     def state_dict(self) -> dict:
-        """The streak in progress, so a resumed run decides as an uninterrupted one would."""
-        return {"d_win_since": self.d_win_since}
+        """The streaks in progress, so a resumed run decides as an uninterrupted one would."""
+        return {"d_win_since": self.d_win_since, "low_diversity_since": self.low_diversity_since,
+                "low_diversity_probes": self.low_diversity_probes}
 
     def load_state_dict(self, state: dict) -> None:
         self.d_win_since = state.get("d_win_since")
+        self.low_diversity_since = state.get("low_diversity_since")
+        self.low_diversity_probes = state.get("low_diversity_probes", 0)
 
     def check_eval(self, scores: dict) -> Action | None:
         """Look at one periodic evaluation (class coverage and diversity of the samples)."""

@@ -43,6 +43,7 @@ from ..models import MODELS, DataShape, build_models, data_shape
 from ..objectives import build_objective
 from .batches import Degrader, make_sampler
 from .device import adam_options, autocast, compiled, pick_device, pick_dtype, use_channels_last, use_compile
+from .diversity import ClassDiversityProbe
 from .ema import EMA
 from .health import HealthMonitor
 from .logger import Logger
@@ -113,10 +114,11 @@ class Trainer:
         self.sampler = make_sampler(self.data, train.batch_size, config.data.resolution, train.seed,
                                     self.channels_last, self.device)
         self.degrader = Degrader(degradation, train.seed)
-        self.ema, self.preview_inputs = None, None
+        self.ema, self.preview_inputs, self.probe = None, None, None
         if self.objective.sample_net is not None:
             sample_net = self.nets[self.objective.sample_net]
             self.ema = EMA(sample_net, train.ema_decay) if train.ema_decay > 0 else None
+            self.probe = self._diversity_probe(sample_net, data)
             self.preview_inputs = self.objective.preview_inputs(
                 sample_net, config.log.grid_size, train.seed + 1,
                 lambda k: self.degrader(self.sampler.fixed(k, train.seed + 1), -1))
@@ -132,6 +134,21 @@ class Trainer:
             self.save_checkpoint()  # step 0: a run is resumable, and can roll back, from the start
 
     # Set-up helpers.
+    def _diversity_probe(self, net, data) -> ClassDiversityProbe | None:
+        """The per-class diversity probe of a generator drawn from noise (None: health off,
+        probes off, or a network that edits images rather than drawing them)."""
+        health = self.config.health
+        if not (health.enabled and health.diversity_every and self.objective.samples_from_noise):
+            return None
+        return ClassDiversityProbe(data, getattr(net, "num_classes", 0), net.latent_dim,
+                                   seed=self.config.train.seed + 2)
+
+    def _probe_due(self, last_log_step: int) -> bool:
+        """A probe on the first log line at or after each multiple of health.diversity_every
+        (from that step on: a new network draws alike images before it learns anything)."""
+        every = self.config.health.diversity_every
+        return self.probe is not None and self.step // every > last_log_step // every
+
     def _place(self, data):
         """Keep the whole data set on the device when it fits (the fast path); otherwise it
         stays in host memory and the sampler copies each batch to the device."""
@@ -191,6 +208,8 @@ class Trainer:
                     now = time.perf_counter()
                     sums = distributed.mean_over_ranks(sums)
                     record = self._record(sums, now - last_log_time)
+                    if self._probe_due(last_log_step):
+                        record.update(self.probe(self.sampling_net()))
                     logger.log(record)
                     streak = self.health.streak_start()
                     action = self.health.check_log(record, self.weights_finite(), last_log_step)
@@ -350,7 +369,8 @@ class Trainer:
         self.objective.load_state_dict(defences)
         self.lr_scale, self.rollbacks = scale, rollbacks
         self.health.reset()
-        done = None if action.kind == "divergence" else self.objective.strengthen()
+        done = None if action.kind == "divergence" else \
+            self.objective.strengthen(within_classes=action.within_classes)
         if done is None:
             self.lr_scale *= self.config.health.lr_factor
             done = f"learning rates x{self.lr_scale:g} of the configured ones"

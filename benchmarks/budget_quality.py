@@ -1,0 +1,129 @@
+"""Quality per compute: recipes trained under fixed wall-clock budgets, scored beside the
+real-data floor, so a good FID over collapsed samples cannot hide (recall, coverage and
+per-class diversity stand beside it).
+
+    python benchmarks/prepare_data.py data                          # MNIST / Fashion-MNIST, once
+    python benchmarks/budget_quality.py --data-dir data             # every cell (hours)
+    python benchmarks/budget_quality.py --data-dir data --budgets 300 --seeds 0 --sets fashion-mnist
+
+Recipes (each the command a user types, plus --time-budget S --seed K --out ...):
+- reference: the textbook DCGAN at native 28 px, widths 48, Adam 2e-4 / 0.5, batch 64, no EMA,
+  no augmentation, no health controller (the plain loop, run through ganforge's trainer);
+- default: `ganforge train --dataset SET --time-budget S` and nothing else;
+- conditional: `ganforge train --preset cgan-mnist --dataset SET --time-budget S`.
+
+Every cell is `ganforge evaluate RUN` (10,000 samples against the test images, in the feature
+space of the cached classifier trained on the training images); each cell's JSON line is
+appended to OUT/results.jsonl and reused when the script runs again, so an interrupted
+table resumes. The Markdown table (mean and spread over seeds) goes to stdout and
+OUT/budget_quality.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import time
+from pathlib import Path
+
+from ganforge.cli import main as cli_main
+from ganforge.evaluate import evaluate_run
+
+RECIPES = {
+    "reference": ["--resolution", "28", "--set", "model.g_width=48", "--set", "model.d_width=48",
+                  "--set", "train.ema_decay=0", "--set", "health.enabled=false"],
+    "default": [],
+    "conditional": ["--preset", "cgan-mnist"],
+}
+COLUMNS = ["fid", "kid", "precision", "recall", "coverage", "diversity_min", "class_entropy", "cas"]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default="data", help="folder with MNIST/ and FashionMNIST/ (torchvision layout)")
+    parser.add_argument("--sets", default="mnist,fashion-mnist")
+    parser.add_argument("--budgets", default="60,300,900", help="seconds of training per cell")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument("--samples", type=int, default=None, help="samples per evaluation (default 10,000)")
+    parser.add_argument("--out", default="runs/budget-quality")
+    return parser.parse_args()
+
+
+def cell(args, data_set: str, budget: int, recipe: str, seed: int) -> dict:
+    """Train and score one cell (or read it from results.jsonl)."""
+    out = Path(args.out) / f"{data_set}-{budget}s-{recipe}-seed{seed}"
+    command = ["train", *RECIPES[recipe], "--dataset", data_set, "--data-dir", args.data_dir,
+               "--time-budget", str(budget), "--seed", str(seed), "--out", str(out), "--quiet"]
+    start = time.perf_counter()
+    if (out / "checkpoints" / "last.safetensors").exists():
+        command = ["train", "--resume", str(out), "--quiet"]  # an interrupted cell finishes its budget
+    assert cli_main(command) == 0, command
+    wall = time.perf_counter() - start
+    report = evaluate_run(out, n=args.samples, quiet=True)
+    return {"set": data_set, "budget": budget, "recipe": recipe, "seed": seed,
+            "command": "ganforge " + shlex.join(command), "steps": report["setup"]["step"],
+            "wall_s": round(wall, 1), "model": report["model"], "floor": report["floor"],
+            "warnings": report["warnings"]}
+
+
+def summary(values: list[float]) -> str:
+    if not values:
+        return ""
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.3g}"
+    return f"{mean:.3g} ± {statistics.stdev(values):.2g}"
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| set | budget | recipe | seeds | G steps | " + " | ".join(COLUMNS) + " | collapse warnings |",
+             "|---|---|---|---|---|" + "---|" * len(COLUMNS) + "---|"]
+    floors = {}
+    for row in results:
+        floors.setdefault(row["set"], row["floor"])
+    groups: dict[tuple, list[dict]] = {}
+    for row in results:
+        groups.setdefault((row["set"], row["budget"], row["recipe"]), []).append(row)
+    for data_set, floor in floors.items():
+        lines.append(f"| {data_set} | | real held-out (floor) | | | " +
+                     " | ".join(summary([floor[c]] if floor.get(c) is not None else []) for c in COLUMNS) + " | |")
+        for (name, budget, recipe), rows in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][2])):
+            if name != data_set:
+                continue
+            cells = [summary([r["model"][c] for r in rows if r["model"].get(c) is not None]) for c in COLUMNS]
+            warned = sum(bool(r["warnings"]) for r in rows)
+            lines.append(f"| {name} | {budget} s | {recipe} | {len(rows)} | "
+                         f"{summary([r['steps'] for r in rows])} | " + " | ".join(cells) + f" | {warned}/{len(rows)} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    args = parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = out / "results.jsonl"
+    done = [json.loads(line) for line in store.read_text().splitlines()] if store.exists() else []
+    have = {(r["set"], r["budget"], r["recipe"], r["seed"]) for r in done}
+    for data_set in args.sets.split(","):
+        for budget in map(int, args.budgets.split(",")):
+            for recipe in args.recipes.split(","):
+                for seed in map(int, args.seeds.split(",")):
+                    if (data_set, budget, recipe, seed) in have:
+                        continue
+                    row = cell(args, data_set, budget, recipe, seed)
+                    with open(store, "a") as handle:
+                        handle.write(json.dumps(row) + "\n")
+                    done.append(row)
+                    print(json.dumps({k: row[k] for k in ("set", "budget", "recipe", "seed", "steps")} |
+                                     {c: row["model"].get(c) for c in COLUMNS}), flush=True)
+    wanted = [r for r in done if r["set"] in args.sets.split(",") and str(r["budget"]) in args.budgets.split(",")
+              and r["recipe"] in args.recipes.split(",") and str(r["seed"]) in args.seeds.split(",")]
+    text = table(wanted)
+    (out / "budget_quality.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
