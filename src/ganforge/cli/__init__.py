@@ -5,11 +5,13 @@ import argparse
 import sys
 
 from ..errors import GanforgeError
-from . import bench, classify, edit, evaluate, models, presets, reconstruct, sample, tasks, train
+from . import (bench, classify, directions, edit, edit_latent, evaluate, interpolate, models, presets, project,
+               reconstruct, sample, tasks, train)
 
 COMMANDS = {"train": train, "sample": sample, "edit": edit, "evaluate": evaluate,
             "reconstruct": reconstruct, "classify": classify, "bench": bench, "models": models,
-            "tasks": tasks, "presets": presets}
+            "tasks": tasks, "presets": presets, "interpolate": interpolate, "project": project,
+            "directions": directions, "edit-latent": edit_latent}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,14 @@ import torch
 from torch import nn
 
 
+def embed_labels(embedding: nn.Embedding, labels: torch.Tensor) -> torch.Tensor:
+    """Class embeddings of `labels`: integer classes (N,), or class weights (N, classes) as
+    floats, whose rows mix the classes' embeddings (for interpolating between classes)."""
+    if labels.is_floating_point():
+        return labels.to(embedding.weight.dtype) @ embedding.weight
+    return embedding(labels)
+
+
 class LabelToNoise(nn.Module):
     """Concatenates a learned class embedding to z; identity for unconditional models."""
 
@@ -20,7 +28,7 @@ class LabelToNoise(nn.Module):
             return z
         if labels is None:
             raise ValueError("this generator is class-conditional: pass labels")
-        return torch.cat([z, self.embed(labels)], dim=1)
+        return torch.cat([z, embed_labels(self.embed, labels)], dim=1)
 
 
 class ProjectionHead(nn.Module):
@@ -65,6 +73,6 @@ class ConditionalBatchNorm2d(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         if labels is None:
             raise ValueError("this generator is class-conditional: pass labels")
-        gain = self.gain(labels)[:, :, None, None]
-        bias = self.bias(labels)[:, :, None, None]
+        gain = embed_labels(self.gain, labels)[:, :, None, None]
+        bias = embed_labels(self.bias, labels)[:, :, None, None]
         return self.norm(x) * gain + bias

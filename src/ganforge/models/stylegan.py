@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, require_at_least_one
-from .conditioning import ProjectionHead
+from .conditioning import ProjectionHead, embed_labels
 from .layers import EqualConv2d, EqualLinear, MinibatchStd, PixelNorm
 from .registry import MODELS, Architecture, DataShape, gan_pair
 
@@ -267,7 +267,7 @@ class MappingNetwork(nn.Module):
         if self.embed is not None:
             if labels is None:
                 raise ValueError("this generator is class-conditional: pass labels")
-            x = torch.cat([x, self.norm(self.embed(labels))], dim=1)
+            x = torch.cat([x, self.norm(embed_labels(self.embed, labels))], dim=1)
         for layer in self.layers:
             x = _act(layer(x))
         if self.training and update_w_avg:
