@@ -15,7 +15,8 @@ Recipes (each the command a user types, plus --time-budget S --seed K --out ...)
 Every cell is `ganforge evaluate RUN` (10,000 samples against the test images, in the feature
 space of the cached classifier trained on the training images); each cell's JSON line is
 appended to OUT/results.jsonl and reused when the script runs again, so an interrupted
-table resumes. The Markdown table (mean and spread over seeds) goes to stdout and
+table resumes (a cell cut short is trained again from the start, never resumed: a resumed
+cell would get a fresh budget on top of the time it had). The Markdown table (mean and spread over seeds) goes to stdout and
 OUT/budget_quality.md.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -56,9 +58,11 @@ def cell(args, data_set: str, budget: int, recipe: str, seed: int) -> dict:
     out = Path(args.out) / f"{data_set}-{budget}s-{recipe}-seed{seed}"
     command = ["train", *RECIPES[recipe], "--dataset", data_set, "--data-dir", args.data_dir,
                "--time-budget", str(budget), "--seed", str(seed), "--out", str(out), "--quiet"]
+    if out.exists():
+        # An interrupted cell starts again: resuming it would give it a fresh budget on top
+        # of the time it already had.
+        shutil.rmtree(out)
     start = time.perf_counter()
-    if (out / "checkpoints" / "last.safetensors").exists():
-        command = ["train", "--resume", str(out), "--quiet"]  # an interrupted cell finishes its budget
     assert cli_main(command) == 0, command
     wall = time.perf_counter() - start
     report = evaluate_run(out, n=args.samples, quiet=True)
@@ -78,8 +82,12 @@ def summary(values: list[float]) -> str:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| set | budget | recipe | seeds | G steps | " + " | ".join(COLUMNS) + " | collapse warnings |",
-             "|---|---|---|---|---|" + "---|" * len(COLUMNS) + "---|"]
+    """Mean ± spread per (set, budget, recipe). Each row also shows the FID and recall of its own
+    real-data floor: a recipe at another resolution is scored by that resolution's feature
+    classifier, whose FID scale differs (precision and recall compare across spaces)."""
+    lines = ["| set | budget | recipe | seeds | G steps | " + " | ".join(COLUMNS) +
+             " | floor fid / recall | collapse warnings |",
+             "|---|---|---|---|---|" + "---|" * len(COLUMNS) + "---|---|"]
     floors = {}
     for row in results:
         floors.setdefault(row["set"], row["floor"])
@@ -88,14 +96,16 @@ def table(results: list[dict]) -> str:
         groups.setdefault((row["set"], row["budget"], row["recipe"]), []).append(row)
     for data_set, floor in floors.items():
         lines.append(f"| {data_set} | | real held-out (floor) | | | " +
-                     " | ".join(summary([floor[c]] if floor.get(c) is not None else []) for c in COLUMNS) + " | |")
+                     " | ".join(summary([floor[c]] if floor.get(c) is not None else []) for c in COLUMNS) + " | | |")
         for (name, budget, recipe), rows in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][2])):
             if name != data_set:
                 continue
             cells = [summary([r["model"][c] for r in rows if r["model"].get(c) is not None]) for c in COLUMNS]
             warned = sum(bool(r["warnings"]) for r in rows)
+            own = f"{rows[0]['floor']['fid']:.3g} / {rows[0]['floor']['recall']:.3g}"
             lines.append(f"| {name} | {budget} s | {recipe} | {len(rows)} | "
-                         f"{summary([r['steps'] for r in rows])} | " + " | ".join(cells) + f" | {warned}/{len(rows)} |")
+                         f"{summary([r['steps'] for r in rows])} | " + " | ".join(cells) +
+                         f" | {own} | {warned}/{len(rows)} |")
     return "\n".join(lines)
 
 

@@ -191,6 +191,16 @@ def test_interpolate_writes_a_strip_and_an_animation_and_keeps_existing_files(ru
                  str(tmp_path / "bad.png")]) == 2
 
 
+def test_inputs_are_cropped_resized_and_kept_as_uint8(tmp_path):
+    from ganforge.cli.project import fit_to_run
+    pixels = (np.random.default_rng(1).random((16, 24)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "wide.png")
+    image = fit_to_run(tmp_path / "wide.png", 1, 16)
+    assert image.dtype == torch.uint8 and image.shape == (1, 1, 16, 16)
+    assert torch.equal(image[0, 0], torch.from_numpy(pixels[:, 4:20]))  # the centre square, as stored
+    assert fit_to_run(tmp_path / "wide.png", 3, 8).shape == (1, 3, 8, 8)
+
+
 def test_project_then_directions_then_edit_latent(runs, classifier, tmp_path, capsys):
     photo = tmp_path / "photo.png"
     Image.fromarray((np.random.default_rng(0).random((40, 30)) * 255).astype(np.uint8)).save(photo)

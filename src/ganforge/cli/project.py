@@ -40,7 +40,7 @@ def fit_to_run(path, channels: int, resolution: int):
     from PIL import Image
 
     from ..inference import read_image_file, to_model_channels
-    pixels = read_image_file(path).pixels
+    pixels = np.round(read_image_file(path).pixels * 255).astype(np.uint8)  # read as floats in [0, 1]
     h, w = pixels.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2

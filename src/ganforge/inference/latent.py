@@ -291,9 +291,9 @@ def move(latent: Latent, direction: torch.Tensor, amount: float) -> Latent:
     """`latent` moved by `amount` along a unit `direction`, in units of the codes' mean
     length (amount 1 moves a code by its own typical norm), so amounts mean the same in z
     and in w."""
-    scale = latent.codes.flatten(1).norm(dim=1).mean() / math.sqrt(latent.codes.shape[-1])
-    step = direction.to(latent.codes.dtype) * amount * float(scale) * math.sqrt(direction.numel())
-    codes = latent.codes + (step if latent.kind != "w+" else step[None])
+    length = latent.codes.reshape(-1, latent.codes.shape[-1]).norm(dim=1).mean()  # per z, w or layer's w
+    step = direction.to(latent.codes.dtype) * amount * float(length)
+    codes = latent.codes + step  # broadcast over the layers of a w+ code
     return Latent(codes, latent.kind, latent.labels)
 
 
