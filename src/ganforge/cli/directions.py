@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..inference import load_classifier
     from ..inference.latent import class_directions, direction_curve
-    from .interpolate import generation_model, refuse_existing
+    from ..inference import require_new as refuse_existing
+    from .generation import generation_model
 
     if args.n < 2 or args.test_n < 1:
         raise ConfigError("-n must be at least 2 and --test-n at least 1")

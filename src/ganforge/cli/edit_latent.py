@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, DataError
     from ..imageio import grid, save_png, to_hwc
     from ..inference.latent import load_latent, move, render
-    from .interpolate import generation_model, refuse_existing
+    from ..inference import require_new as refuse_existing
+    from .generation import generation_model
 
     model = generation_model(args.run, args.checkpoint, args.device)
     out = Path(args.out)

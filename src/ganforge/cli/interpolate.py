@@ -46,28 +46,13 @@ def layer_range(text: str) -> range:
     return range(start, stop)
 
 
-def generation_model(run: str, checkpoint: str, device: str):
-    """A generation run's TrainedGenerator; an editing run is a one-line error."""
-    from ..errors import ConfigError
-    from ..inference import load
-    model = load(run, checkpoint, device)
-    if not hasattr(model, "sample"):
-        raise ConfigError(f"run {run!r} is an editing run (task {model.task!r}); latent-space "
-                          f"commands need a generation run")
-    return model
-
-
-def refuse_existing(path: Path, force: bool) -> None:
-    from ..errors import DataError
-    if path.exists() and not force:
-        raise DataError(f"{path} exists; pass --force to overwrite")
-
-
 def run(args: argparse.Namespace) -> int:
     from .. import atomic
     from ..errors import ConfigError
     from ..imageio import grid, save_png, to_hwc
+    from ..inference import require_new as refuse_existing
     from ..inference.latent import interpolate, style_mix
+    from .generation import generation_model
 
     model = generation_model(args.run, args.checkpoint, args.device)
     out = Path(args.out or Path(args.run) / "samples" / f"interpolate-{args.seed_from}-{args.seed_to}.png")

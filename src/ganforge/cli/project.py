@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from ..imageio import save_png, to_hwc
     from ..inference import list_inputs
     from ..inference.latent import project, save_latent
-    from .interpolate import generation_model, refuse_existing
+    from ..inference import require_new as refuse_existing
+    from .generation import generation_model
 
     if args.steps < 1:
         raise ConfigError(f"--steps {args.steps}: must be at least 1")

@@ -140,6 +140,12 @@ def to_model_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
     return luma[..., None].astype(pixels.dtype, copy=False)
 
 
+def require_new(path: str | Path, force: bool = False) -> None:
+    """Refuse to replace an existing output unless `force` (DataError naming the file)."""
+    if Path(path).exists() and not force:
+        raise DataError(f"{path} exists; pass --force to overwrite")
+
+
 def write_image_file(path: str | Path, pixels: np.ndarray, alpha: np.ndarray | None = None,
                      bits: int = 8, force: bool = False) -> None:
     """Write a result image atomically; the format comes from the suffix.
@@ -180,8 +186,7 @@ def write_image_file(path: str | Path, pixels: np.ndarray, alpha: np.ndarray | N
         raise ConfigError(f"bits={bits}: must be 8 or 16")
     if path.is_dir():
         raise DataError(f"{path}: is a folder, not a file")
-    if path.exists() and not force:
-        raise DataError(f"{path} exists; pass --force to overwrite")
+    require_new(path, force)
     image = _encode(pixels, alpha, bits, *FORMATS[suffix][1:])
     fmt = FORMATS[suffix][0]
 

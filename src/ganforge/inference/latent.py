@@ -123,9 +123,8 @@ def interpolate(net, seed_from: int, seed_to: int, steps: int, label_from=None,
                       net.num_classes).float()
         labels = torch.lerp(a.expand(steps, -1), b.expand(steps, -1), t[:, None])
     if is_style_based(net):
-        ends = [encode(net, z[i:i + 1], None if labels is None else labels[[0, -1]][i:i + 1]).codes
-                for i in range(2)]
-        codes = torch.lerp(ends[0].expand(steps, -1), ends[1].expand(steps, -1), t[:, None])
+        ends = encode(net, z, None if labels is None else labels[[0, -1]]).codes
+        codes = torch.lerp(ends[:1].expand(steps, -1), ends[1:].expand(steps, -1), t[:, None])
         return to_uint8(render(net, Latent(codes, "w")).cpu())
     codes = slerp(z[:1].expand(steps, -1), z[1:].expand(steps, -1), t)
     return to_uint8(render(net, Latent(codes, "z", labels)).cpu())
@@ -187,10 +186,8 @@ def project(net, target: torch.Tensor, label=None, steps: int = 300, lr: float =
     kind = kind or ("w" if is_style_based(net) else "z")
     generator = torch.Generator().manual_seed(seed)
     candidates = encode(net, torch.randn(starts, net.latent_dim, generator=generator), labels, kind)
-    with torch.no_grad():
-        errors = [float(F.mse_loss(render(net, Latent(candidates.codes[i:i + 1], kind,
-                                                         None if labels is None else labels[i:i + 1])), goal))
-                  for i in range(starts)]
+    with torch.no_grad():  # eval mode: each image is what it would be alone
+        errors = (render(net, candidates) - goal).pow(2).flatten(1).mean(1).tolist()
     best = min(range(starts), key=errors.__getitem__)
     labels = None if labels is None else labels[:1]
     code = candidates.codes[best:best + 1].clone().to(device).requires_grad_(True)
