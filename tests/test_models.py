@@ -20,11 +20,14 @@ CLASSIFIERS = [n for n in MODELS.names() if MODELS.get(n).objective == "classifi
 
 
 def test_every_registered_model_is_covered():
-    """GANs, VAE and classifiers here; image-to-image families in test_image_models.py."""
+    """GANs, VAE and classifiers here; image-to-image families in test_image_models.py;
+    translation families in test_translation.py."""
     from test_image_models import FAMILIES
+    from test_translation import TRANSLATION
     editing = {n for n in MODELS.names() if MODELS.get(n).objective == "image2image"}
-    assert set(SMALL) | editing == set(MODELS.names())
+    assert set(SMALL) | editing | set(TRANSLATION) == set(MODELS.names())
     assert editing == set(FAMILIES)
+    assert set(TRANSLATION) == {n for n in MODELS.names() if MODELS.get(n).objective == "cyclegan"}
 
 
 def cases():

@@ -45,9 +45,13 @@ def train(config: Config | dict | str | Path | None = None, *, preset: str | Non
 
     resolved = make_config(config, preset=preset, resume=resume, overrides=overrides)
     evaluator = None
-    if resolved.log.eval_every and OBJECTIVES.get(resolved.objective.name).build.sample_net is None:
+    built = OBJECTIVES.get(resolved.objective.name).build
+    if resolved.log.eval_every and built.sample_net is None:
         raise ConfigError(f"log.eval_every: objective {resolved.objective.name!r} makes no images "
                           f"to evaluate (use ganforge classify eval for classifiers)")
+    if resolved.log.eval_every and not built.samples_from_noise:
+        raise ConfigError(f"log.eval_every: objective {resolved.objective.name!r} edits or translates "
+                          f"images; score the run with ganforge evaluate RUN after training")
     if resolved.log.eval_every:
         from .evaluate import Evaluator, build_extractor
         extractor = build_extractor(resolved.data, quiet=not resolved.log.progress)

@@ -34,6 +34,7 @@ class DataConfig:
     on_device: Literal["auto", "yes", "no"] = "auto"  # keep the whole set on the training device
     degrade: str = ""                # editing: how the model's input is made from an image, e.g.
                                      # downscale:4, noise:25, mask:free-form, gray (joined by +)
+    name_b: str = ""                 # translation: domain B's data set (data.name is domain A)
 
     def check(self) -> None:
         _require(self.resolution >= 4, "data.resolution", self.resolution, "must be at least 4")
@@ -73,6 +74,8 @@ class TrainConfig:
     betas_d: Union[list, None] = None  # the discriminator's own Adam betas [beta1, beta2]
     lr_schedule: Literal["constant", "cosine", "linear"] = "constant"  # decay towards 0 over the horizon
     schedule_steps: Union[int, None] = None  # the schedule's horizon (default: train.steps at the first start)
+    lr_hold: float = 0.0             # share of the horizon at the full rate before the decay starts
+                                     # (CycleGAN: 0.5 with linear, its 100 + 100 epochs)
     ema_decay: float = 0.999         # EMA of generator weights, used for sampling; 0 turns it off
     seed: int = 0
     device: str = "auto"             # auto, cpu, cuda, cuda:1, mps
@@ -91,6 +94,7 @@ class TrainConfig:
         _require(self.time_budget is None or self.time_budget > 0, "train.time_budget",
                  self.time_budget, "must be positive seconds")
         _require(self.lr > 0, "train.lr", self.lr, "must be positive")
+        _require(0 <= self.lr_hold < 1, "train.lr_hold", self.lr_hold, "must be in [0, 1)")
         for key in ("beta1", "beta2"):
             value = getattr(self, key)
             _require(0 <= value < 1, f"train.{key}", value, "must be in [0, 1)")

@@ -90,6 +90,24 @@ def has_test_split(data: DataConfig) -> bool:
     return True
 
 
+# Sources whose argument names another data set rather than a path.
+WRAPPING_SOURCES = ("mosaic", "styled", "domain")
+
+
+def canonical_name(name: str) -> str:
+    """A data set name with every path in it made absolute (the cache key of its classifier):
+    'folder:x' -> 'folder:/abs/x', 'domain:b:styled:folder:x' -> 'domain:b:styled:folder:/abs/x'."""
+    kind, arg = parse_name(name)
+    if not arg:
+        return kind
+    if kind == "domain":
+        side, _, inner = arg.partition(":")
+        return f"domain:{side}:{canonical_name(inner)}" if inner else name
+    if kind in WRAPPING_SOURCES:
+        return f"{kind}:{canonical_name(arg)}"
+    return f"{kind}:{Path(arg).resolve()}"
+
+
 def feature_classifier(data: DataConfig, quiet: bool = False) -> Path:
     """The cached classifier run for this data set, resolution and channel count; trained
     with `ganforge classify train` defaults the first time it is asked for, always in fp32:
@@ -99,8 +117,8 @@ def feature_classifier(data: DataConfig, quiet: bool = False) -> Path:
     split, the fixed reference part of `load_splits` (written to an npz file beside the run
     while it trains), so the held-out images of the floor are as new to it as samples are.
     """
-    kind, arg = parse_name(data.name)
-    source = f"{kind}:{Path(arg).resolve()}" if arg else kind
+    kind, _ = parse_name(data.name)
+    source = canonical_name(data.name)
     where = str(Path(data.data_dir).resolve()) if data.data_dir else ""
     own_split = not has_test_split(data)
     key = [source, where, data.resolution, data.channels] + (["reference part"] if own_split else [])

@@ -76,6 +76,14 @@ TASKS.register("pix2pix")(Task(
      "model": {"name": "unet"},
      "objective": {"name": "image2image", "l1_weight": 1.0, "adv_weight": 0.01},
      "train": _RESTORE_TRAIN, "log": _LOG}))
+TASKS.register("translate")(Task(
+    "unpaired translation between two domains (CycleGAN): --dataset A --dataset-b B, a folder "
+    "with trainA/ trainB/, or styled:BASE; by default gray digits <-> coloured, textured digits",
+    {"data": {"name": "styled:digits", "resolution": 32, "channels": 3},
+     "model": {"name": "cyclegan", "blocks": 6, "g_width": 32, "d_width": 32, "d_layers": 2},
+     "objective": {"name": "cyclegan"},
+     "train": {"batch_size": 8, "steps": 3000, "lr_schedule": "linear", "lr_hold": 0.5},
+     "log": _LOG}))
 
 
 def task_defaults(raw: dict) -> dict:

@@ -6,19 +6,19 @@ import sys
 
 from ..errors import GanforgeError
 from . import (bench, classify, directions, edit, edit_latent, evaluate, interpolate, models, presets, project,
-               reconstruct, sample, tasks, train)
+               reconstruct, sample, tasks, train, translate)
 
 COMMANDS = {"train": train, "sample": sample, "edit": edit, "evaluate": evaluate,
             "reconstruct": reconstruct, "classify": classify, "bench": bench, "models": models,
             "tasks": tasks, "presets": presets, "interpolate": interpolate, "project": project,
-            "directions": directions, "edit-latent": edit_latent}
+            "directions": directions, "edit-latent": edit_latent, "translate": translate}
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     parser = argparse.ArgumentParser(
-        prog="ganforge", description="Train GANs, VAEs and image editors; sample, edit and evaluate.")
+        prog="ganforge", description="Train GANs, VAEs, image editors and translators; sample, edit, translate and evaluate.")
     parser.add_argument("--version", action="version", version=f"ganforge {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in COMMANDS.items():

@@ -23,6 +23,11 @@ def add_parser(commands, name: str) -> None:
                         help="replace: the class to draw in the hole (name or index)")
     parser.add_argument("--scale", type=int, default=None,
                         help="super-resolve: the factor (checked against the run's)")
+    add_file_options(parser)
+
+
+def add_file_options(parser) -> None:
+    """The options every command that turns image files into image files shares."""
     parser.add_argument("--tile", type=int, default=None, metavar="PIXELS",
                         help="run in overlapping tiles of this many input pixels (bounded memory "
                              "for large photos) [default: whole image]")
@@ -59,18 +64,17 @@ def box_mask(box: tuple[int, int, int, int], height: int, width: int, where: str
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from tqdm import tqdm
 
     from ..data.masks import load_mask
-    from ..errors import ConfigError, DataError
+    from ..errors import ConfigError
     from ..inference import TrainedEditor, load
-    from ..inference.images import list_inputs, output_path, read_image_file, write_image_file
     from ..data.imageset import match_channels
 
     model = load(args.run, args.checkpoint, args.device)
     if not isinstance(model, TrainedEditor):
-        raise ConfigError(f"run {args.run!r} generates images from noise (task "
-                          f"{model.config.task!r}); use ganforge sample")
+        other = "ganforge translate" if hasattr(model, "translate") else "ganforge sample"
+        raise ConfigError(f"run {args.run!r} is not an editing run (task {model.config.task!r}); "
+                          f"use {other}")
     if args.mask and args.box:
         raise ConfigError("give --mask or --box, not both")
     if model.needs_mask and not (args.mask or args.box):
@@ -88,6 +92,33 @@ def run(args: argparse.Namespace) -> int:
     elif args.class_ is not None:
         model.class_index(args.class_)  # says the run is not conditional
     box = parse_box(args.box) if args.box else None
+
+    def transform(tensor, path):
+        height, width = tensor.shape[-2:]
+        mask = None
+        if args.mask:
+            mask = load_mask(args.mask, height, width)[None]
+        elif box is not None:
+            mask = box_mask(box, height, width, str(path))
+        result = model.edit_tensor(match_channels(tensor, model.in_channels), mask, labels,
+                                   args.tile, args.overlap)
+        if tensor.shape[1] == 1 and model.in_channels == model.channels == 3:
+            result = match_channels(result, 1)  # a gray photo through an RGB model stays gray
+        return result
+
+    return apply_to_files(args, transform)
+
+
+def apply_to_files(args: argparse.Namespace, transform) -> int:
+    """Run `transform(float 1 x C x H x W in [-1, 1], path) -> float 1 x C' x H' x W'` on every
+    input file (args.inputs: files and folders) into args.out, one PNG per input keeping
+    alpha and bit depth; refuses to overwrite without args.force, names unreadable inputs."""
+    import torch
+    from tqdm import tqdm
+
+    from ..errors import ConfigError, DataError
+    from ..inference.images import list_inputs, output_path, read_image_file, write_image_file
+
     files = list_inputs(args.inputs)
     out_dir = Path(args.out)
     targets = [output_path(path, out_dir) for path in files]
@@ -106,17 +137,8 @@ def run(args: argparse.Namespace) -> int:
         except DataError as error:
             failed.append(str(error))
             continue
-        height, width = image.pixels.shape[:2]
         tensor = torch.from_numpy(image.pixels).permute(2, 0, 1)[None].float() * 2 - 1
-        mask = None
-        if args.mask:
-            mask = load_mask(args.mask, height, width)[None]
-        elif box is not None:
-            mask = box_mask(box, height, width, str(path))
-        result = model.edit_tensor(match_channels(tensor, model.in_channels), mask, labels,
-                                   args.tile, args.overlap)
-        if image.pixels.shape[-1] == 1 and model.in_channels == model.channels == 3:
-            result = match_channels(result, 1)  # a gray photo through an RGB model stays gray
+        result = transform(tensor, path)
         pixels = ((result[0].permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy()
         write_image_file(target, pixels, image.alpha, image.bits, force=args.force)
     done = len(files) - len(failed)

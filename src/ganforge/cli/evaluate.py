@@ -1,6 +1,8 @@
 """`ganforge evaluate RUN`: FID, KID, IS, precision/recall, density/coverage, mode-collapse
 signals (per-class diversity, warnings far below the floor), beside the real-data floor, and
-with --memorization a copy audit; for editing runs PSNR/SSIM beside classical baselines.
+with --memorization a copy audit; for editing runs PSNR/SSIM beside classical baselines; for
+translation runs realism and content preservation in both directions beside the identity
+and histogram-matching baselines.
 Written to RUN/eval.json."""
 from __future__ import annotations
 
@@ -39,17 +41,33 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluate import MIN_SAMPLES, evaluate_run, format_table
 
     meta = checkpoint.read_meta(rundir.find_checkpoint(args.run, args.checkpoint))
-    if meta.get("shape", {}).get("in_channels"):
-        from ..evaluate_edit import evaluate_editing, format_edit_table
-
+    config = meta.get("config", {})
+    if config.get("task") == "translate" or config.get("model", {}).get("name") == "cyclegan":
+        kind = "translation"
+    else:
+        kind = "editing" if meta.get("shape", {}).get("in_channels") else "generator"
+    if kind != "generator":
         if args.n is not None and args.n < 1:
             raise ConfigError(f"-n {args.n}: must be at least 1")
         if args.memorization:
-            raise ConfigError(f"--memorization audits generators (GAN, VAE); {args.run!r} is an "
-                              f"editing run")
+            raise ConfigError(f"--memorization audits generators (GAN, VAE); {args.run!r} is "
+                              f"{'a translation' if kind == 'translation' else 'an editing'} run")
+    if kind == "translation":
+        from ..evaluate_translate import evaluate_translation, format_translation_table
+
+        if args.classifier:
+            raise ConfigError(f"--classifier: {args.run!r} is a translation run; each domain gets "
+                              f"its own cached classifier (or pass --inception-weights)")
+        report = evaluate_translation(args.run, args.n, args.seed, args.checkpoint, args.inception_weights,
+                                      args.device, args.tile)
+        print(format_translation_table(report))
+    elif kind == "editing":
+        from ..evaluate_edit import evaluate_editing, format_edit_table
+
         report = evaluate_editing(args.run, args.n, args.seed, args.checkpoint, args.device,
                                   args.tile, args.classifier)
         print(format_edit_table(report))
+    if kind != "generator":
         print(f"wrote {args.run}/eval.json")
         return 0
     if args.n is not None and args.n < MIN_SAMPLES:

@@ -8,9 +8,10 @@ from ..config import Config, dump_yaml
 # Option -> config key. Defaults shown in --help come from the config dataclasses.
 OPTIONS = {
     "task": ("task", str, "what to train: generate, inpaint, replace, super-resolve, denoise, "
-                          "colorize, enhance, pix2pix (ganforge tasks lists them)"),
+                          "colorize, enhance, pix2pix, translate (ganforge tasks lists them)"),
     "dataset": ("data.name", str, "data set: digits, mnist, fashion-mnist, cifar10, folder:PATH, "
                                   "npz:PATH, photos, patches:PATH, paired:PATH, mosaic:BASE"),
+    "dataset_b": ("data.name_b", str, "translate: domain B's data set (--dataset is domain A)"),
     "degrade": ("data.degrade", str, "editing tasks: how inputs are made, e.g. noise:25, mask:box"),
     "data_dir": ("data.data_dir", str, "directory of mnist / fashion-mnist / cifar10 files (default ./data)"),
     "model": ("model.name", str, "architecture (ganforge models lists them)"),

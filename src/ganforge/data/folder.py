@@ -115,10 +115,27 @@ def require_folder(root: Path, what: str) -> Path:
     return root
 
 
+def is_cyclegan_layout(root: Path) -> bool:
+    """The CycleGAN repository's layout: trainA/ and trainB/ (and testA/, testB/) side by side."""
+    return (root / "trainA").is_dir() and (root / "trainB").is_dir()
+
+
+def _domain_folder(root: Path, split: str, side: str) -> Path:
+    folder = root / f"{split}{side}"
+    if not folder.is_dir():
+        raise DataError(f"image folder {str(root)!r} (trainA/ trainB/ layout) has no {folder.name}/; "
+                        f"the {split} split needs {split}A/ and {split}B/")
+    return folder
+
+
 @SOURCES.register("folder")
-def load_folder(arg, config, split: str) -> ImageSet:
+def load_folder(arg, config, split: str):
     root = Path(arg)
     require_folder(root, "image folder")
+    if is_cyclegan_layout(root):
+        from .domains import DomainPair
+        return DomainPair(*(load_folder(str(_domain_folder(root, split, side)), config, "train")
+                            for side in "AB"), f"folder:{root}")
     if split != "train":
         raise DataError(f"image folder {str(root)!r} has no {split!r} split; point to another folder")
     files, labels, classes = list_images(root)

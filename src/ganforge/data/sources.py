@@ -7,15 +7,10 @@ whole images for random crops returns a PatchSet instead, whose sizes are kept.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..config import DataConfig
 from ..errors import DataError
 from ..registry import Registry
 from .imageset import ImageSet, conform, conform_regions, convert_channels
-
-if TYPE_CHECKING:
-    from .patches import PatchSet
 
 SOURCES: Registry = Registry("data set")
 SPLITS = ("train", "test")
@@ -29,7 +24,7 @@ def parse_name(name: str) -> tuple[str, str | None]:
     return kind, (arg if sep else None)
 
 
-def load_dataset(config: DataConfig, split: str = "train") -> ImageSet | PatchSet:
+def load_dataset(config: DataConfig, split: str = "train"):
     """Load the data set named by `config.name` on the CPU.
 
     Most sources give an ImageSet: one uint8 tensor at `config.resolution` and
@@ -37,6 +32,8 @@ def load_dataset(config: DataConfig, split: str = "train") -> ImageSet | PatchSe
     sources `regions` (same centre square, resized nearest-neighbour). Patch sources
     (`patches:FOLDER`, `photos`) give a PatchSet of whole images of any size, converted to
     `config.channels` only: `config.resolution` is then the crop size its sampler cuts.
+    Two domains (`config.name_b`, a trainA/ trainB/ folder, `styled:BASE`) give a
+    data.domains.DomainPair of two such sets, each conformed as alone.
 
     Args:
         config: the `data` section (name, data_dir, resolution, channels, download).
@@ -46,25 +43,43 @@ def load_dataset(config: DataConfig, split: str = "train") -> ImageSet | PatchSe
         >>> load_dataset(DataConfig(name="digits", resolution=32)).images.shape
         torch.Size([1437, 1, 32, 32])
     """
-    from .patches import PatchSet
-
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     kind, arg = parse_name(config.name)
-    source = SOURCES.get(kind)
-    data = source(arg, config, split)
+    data = SOURCES.get(kind)(arg, config, split)
+    if config.name_b:
+        from .domains import DomainPair, is_two_domain
+        if is_two_domain(data):
+            raise DataError(f"data.name={config.name!r} already holds two domains; drop data.name_b "
+                            f"(--dataset-b {config.name_b})")
+        kind_b, arg_b = parse_name(config.name_b)
+        b = SOURCES.get(kind_b)(arg_b, config, split)
+        if is_two_domain(b):
+            raise DataError(f"data.name_b={config.name_b!r} holds two domains itself; give it as "
+                            f"data.name (--dataset) alone")
+        data = DomainPair(data, b, f"{config.name} | {config.name_b}")
+    if hasattr(data, "domain"):  # two domains: each conformed as alone
+        return type(data)(_conformed(data.a, config, split, f"{config.name} (A)"),
+                          _conformed(data.b, config, split, f"{config.name_b or config.name} (B)"), data.source)
+    return _conformed(data, config, split, config.name)
+
+
+def _conformed(data, config: DataConfig, split: str, name: str):
+    """One domain at the configured resolution and channels (a PatchSet: channels only)."""
+    from .patches import PatchSet
+
     if len(data) == 0:
-        raise DataError(f"data set {config.name!r} ({split}) holds no images")
+        raise DataError(f"data set {name!r} ({split}) holds no images")
     if isinstance(data, PatchSet):
         return PatchSet([convert_channels(image, config.channels) for image in data.images],
-                        data.names, source=config.name, resolution=config.resolution)
+                        data.names, source=name, resolution=config.resolution)
     images = conform(data.images, config.resolution, config.channels)
     sources = None if data.sources is None else conform(data.sources, config.resolution, config.channels)
     regions = None if data.regions is None else conform_regions(data.regions, config.resolution)
-    return ImageSet(images, data.labels, data.class_names, source=config.name, sources=sources,
+    return ImageSet(images, data.labels, data.class_names, source=name, sources=sources,
                     regions=regions, region_labels=data.region_labels)
 
 
 # Register the built-in sources (each module adds itself to SOURCES).
 from . import digits, npz, folder, torchvision_sets  # noqa: E402,F401
-from . import patches, photos, paired, mosaic  # noqa: E402,F401
+from . import patches, photos, paired, mosaic, domains  # noqa: E402,F401

@@ -16,6 +16,7 @@ from ..config import from_dict
 from ..errors import ConfigError
 from ..data.imageset import match_channels
 from ..objectives.image2image import run_generator
+from .images import without_alpha
 from .tiles import choose_overlap, run_padded, run_tiled
 
 
@@ -109,9 +110,7 @@ class TrainedEditor:
         image = np.asarray(image)
         if image.dtype != np.uint8:
             raise ConfigError(f"images must be uint8 arrays, got {image.dtype}")
-        if image.ndim == 2:
-            image = image[..., None]
-        image = image[..., :3]
+        image = without_alpha(image)
         if self.needs_mask and mask is None:
             raise ConfigError(f"this {self.task} run fills a hole: give a mask (or --box x,y,w,h)")
         if not self.needs_mask and mask is not None:

@@ -124,8 +124,9 @@ def rebuild(run_dir: str | Path, checkpoint_name: str, net_name: str | None = No
 
 
 def load(run_dir: str | Path, checkpoint_name: str = "last", device: str = "cpu"):
-    """Load the (EMA) generator of a run: a TrainedGenerator to sample from, or for editing
-    runs (inpaint, super-resolve, ...) a TrainedEditor to `edit` images with.
+    """Load the (EMA) generator of a run: a TrainedGenerator to sample from, for editing
+    runs (inpaint, super-resolve, ...) a TrainedEditor to `edit` images with, and for
+    translation runs (CycleGAN) a TrainedTranslator to `translate` images with.
 
     Args:
         run_dir: a run directory written by `ganforge train`.
@@ -142,6 +143,9 @@ def load(run_dir: str | Path, checkpoint_name: str = "last", device: str = "cpu"
         raise ConfigError(f"run {str(run_dir)!r} is not a generative model (its model is "
                           f"{meta['config']['model']['name']!r}); use ganforge classify eval")
     net, meta = rebuild(run_dir, checkpoint_name)
+    if hasattr(net, "translate"):
+        from .translator import TrainedTranslator
+        return TrainedTranslator(net.to(device), meta, torch.device(device))
     if meta["shape"].get("in_channels"):
         from .editor import TrainedEditor
         return TrainedEditor(net.to(device), meta, torch.device(device))

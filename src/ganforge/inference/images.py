@@ -113,6 +113,21 @@ def _decode(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int]:
     return (array[..., None] if array.ndim == 2 else array), None, 8
 
 
+def without_alpha(image: np.ndarray) -> np.ndarray:
+    """An H x W, H x W x 1..4 array as contiguous H x W x C with C 1 or 3: gray+alpha and RGBA
+    lose their alpha channel.
+
+    Example:
+        >>> without_alpha(np.zeros((4, 4, 2), np.uint8)).shape
+        (4, 4, 1)
+    """
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4):
+        raise ConfigError(f"an image must be H x W or H x W x C with C 1-4, got shape {image.shape}")
+    return np.ascontiguousarray(image[..., :-1] if image.shape[-1] in (2, 4) else image)
+
+
 def to_model_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
     """Gray <-> RGB for a network that takes `channels` colour channels.
 

@@ -40,6 +40,8 @@ class Batch:
     images: torch.Tensor               # float in [-1, 1], N x C x H x W (the target of editing models)
     labels: torch.Tensor | None = None  # class per image
     source: torch.Tensor | None = None  # float N x C' x H/s x W/s: the model's input image
+                                        # (unpaired translation: domain A, unaligned with `images`, domain B)
+    source_labels: torch.Tensor | None = None  # unpaired translation: domain A's class per image
     mask: torch.Tensor | None = None    # float N x 1 x H x W, 1 = hole
     region_labels: torch.Tensor | None = None  # class asked for inside the hole, per image
     regions: torch.Tensor | None = None  # long N x H x W: an instance id per pixel (-1: none)
@@ -104,6 +106,14 @@ class Objective:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Tensor state that must survive a resume, this rank's own (e.g. CycleGAN's pools of
+        earlier fakes); every rank's is checkpointed. Same keys and shapes on every rank."""
+        return {}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor], device: torch.device) -> None:
+        """Take this rank's `state_tensors()` back (absent keys: checkpoints without them)."""
 
 
 def require_nets(objective: str, nets: dict[str, nn.Module], names: tuple[str, ...]) -> None:

@@ -69,12 +69,12 @@ class EpochSampler:
     (default: where the data is)."""
 
     def __init__(self, data: ImageSet, batch_size: int, seed: int, channels_last: bool = False,
-                 device: torch.device | None = None):
+                 device: torch.device | None = None, key: str = "sampler"):
         if batch_size > len(data):
             raise ConfigError(f"train.batch_size={batch_size} is larger than the data set "
                               f"({len(data)} images)")
         self.data, self.batch_size, self.channels_last = data, batch_size, channels_last
-        self.device = device
+        self.device, self.key = device, key
         self.generator = torch.Generator().manual_seed(seed)
         self.order = torch.empty(0, dtype=torch.long)
         self.cursor = 0
@@ -98,17 +98,17 @@ class EpochSampler:
         return _to_batch(self.data, order.to(self.data.images.device), False, self.device)
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict]:
-        return ({"sampler.order": self.order, "sampler.generator": self.generator.get_state()},
+        return ({f"{self.key}.order": self.order, f"{self.key}.generator": self.generator.get_state()},
                 {"cursor": self.cursor, "epoch": self.epoch, "size": len(self.data)})
 
     def restore(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         """Take the state `state()` saved; a data set of another size is refused (DataError)."""
-        order = tensors["sampler.order"]
+        order = tensors[f"{self.key}.order"]
         # Checkpoints without "size" tell it by the order, a permutation of the whole set.
         _check_size("images", meta.get("size", len(order) or None), len(self.data))
         self.order = order.long()
         self._order_on_device = self.order.to(self.data.images.device)
-        self.generator.set_state(tensors["sampler.generator"])
+        self.generator.set_state(tensors[f"{self.key}.generator"])
         self.cursor, self.epoch = meta["cursor"], meta["epoch"]
 
 
@@ -118,9 +118,9 @@ class PatchSampler:
     cut where the images are and moved to `device` (default: there)."""
 
     def __init__(self, data, batch_size: int, size: int, seed: int, channels_last: bool = False,
-                 device: torch.device | None = None):
+                 device: torch.device | None = None, key: str = "sampler"):
         self.data, self.batch_size, self.size, self.channels_last = data, batch_size, size, channels_last
-        self.device = device
+        self.device, self.key = device, key
         self.generator = torch.Generator().manual_seed(seed)
         self.drawn = 0
 
@@ -140,15 +140,47 @@ class PatchSampler:
         return self._crops(n, torch.Generator().manual_seed(seed))
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict]:
-        return ({"sampler.generator": self.generator.get_state()},
+        return ({f"{self.key}.generator": self.generator.get_state()},
                 {"drawn": self.drawn, "size": len(self.data)})
 
     def restore(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         """Take the state `state()` saved; a set of another number of images is refused
         (its crops would be other ones: not the run that was checkpointed)."""
         _check_size("images", meta.get("size"), len(self.data))
-        self.generator.set_state(tensors["sampler.generator"])
+        self.generator.set_state(tensors[f"{self.key}.generator"])
         self.drawn = meta.get("drawn", 0)
+
+
+class DomainSampler:
+    """Unpaired batches from two domains: each domain has its own sampler (own order, own
+    seed, own epochs; both saved in checkpoints), and a batch carries domain A's images as
+    `source` and domain B's as `images`, unaligned."""
+
+    def __init__(self, data, batch_size: int, size: int, seed: int, channels_last: bool = False,
+                 device: torch.device | None = None):
+        self.a = make_sampler(data.a, batch_size, size, seed, channels_last, device, key="sampler.a")
+        self.b = make_sampler(data.b, batch_size, size, seed + 1, channels_last, device, key="sampler.b")
+
+    @staticmethod
+    def _join(a: Batch, b: Batch) -> Batch:
+        return Batch(b.images, b.labels, source=a.images, source_labels=a.labels)
+
+    def next(self) -> Batch:
+        return self._join(self.a.next(), self.b.next())
+
+    def fixed(self, n: int, seed: int) -> Batch:
+        return self._join(self.a.fixed(n, seed), self.b.fixed(n, seed + 1))
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        (ta, ma), (tb, mb) = self.a.state(), self.b.state()
+        return {**ta, **tb}, {"a": ma, "b": mb}
+
+    def restore(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        if "a" not in meta:
+            raise DataError("--resume: this run was checkpointed with one data set; it cannot "
+                            "continue on two domains")
+        self.a.restore(tensors, meta["a"])
+        self.b.restore(tensors, meta["b"])
 
 
 class Degrader:
@@ -172,22 +204,26 @@ class Degrader:
 
 
 def make_sampler(data, batch_size: int, size: int, seed: int, channels_last: bool = False,
-                 device: torch.device | None = None):
-    """The sampler for this kind of data set: crops for images of any size, else epochs.
+                 device: torch.device | None = None, key: str = "sampler"):
+    """The sampler for this kind of data set: crops for images of any size, a sampler per
+    domain for two domains, else epochs.
 
     Args:
-        data: an ImageSet, or a PatchSet (anything with `sample`), on any device.
+        data: an ImageSet, a PatchSet (anything with `sample`) or a DomainPair, on any device.
         batch_size: the global batch (each rank keeps its slice).
         size: the crop size of a PatchSet.
         seed: seeds the sampler's own generator.
         channels_last: give images the NHWC memory layout.
         device: where batches are made (the training device); None: where the data is.
+        key: the prefix of the sampler's tensors in checkpoints.
 
     Example:
         >>> sampler = make_sampler(data, 64, 32, seed=0, device=torch.device("cuda"))
         >>> sampler.next().images.device.type
         'cuda'
     """
+    if hasattr(data, "domain"):
+        return DomainSampler(data, batch_size, size, seed, channels_last, device)
     if hasattr(data, "sample"):
-        return PatchSampler(data, batch_size, size, seed, channels_last, device)
-    return EpochSampler(data, batch_size, seed, channels_last, device)
+        return PatchSampler(data, batch_size, size, seed, channels_last, device, key)
+    return EpochSampler(data, batch_size, seed, channels_last, device, key)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import shutil
 import signal
 import threading
@@ -37,6 +38,7 @@ from .. import atomic, checkpoint, distributed, rundir
 from ..config import Config, dump_yaml
 from ..data import load_dataset
 from ..data.degrade import parse_degradation
+from ..data.domains import is_two_domain
 from ..errors import CheckpointError, ConfigError
 from ..imageio import grid, save_png, to_hwc
 from ..models import MODELS, DataShape, build_models, data_shape
@@ -274,6 +276,7 @@ class Trainer:
         resuming needs no scheduler state."""
         train = self.config.train
         progress = min(self.step / max(self.schedule_steps, 1), 1.0)
+        progress = max(0.0, progress - train.lr_hold) / (1.0 - train.lr_hold)  # held at the full rate first
         factor = {"constant": 1.0, "linear": 1.0 - progress,
                   "cosine": 0.5 * (1.0 + math.cos(math.pi * progress))}[train.lr_schedule]
         for name, optimizer in self.optimizers.items():
@@ -451,6 +454,7 @@ class Trainer:
         sampler_tensors, sampler_meta = self.sampler.state()
         tensors.update(sampler_tensors)
         tensors.update(self._rng_states())
+        tensors.update(self._per_rank("objective", self.objective.state_tensors()))
         meta = {
             "step": self.step, "elapsed_s": self.elapsed, "config": self.config.to_dict(),
             "shape": vars(self.shape), "class_names": self.class_names,
@@ -477,11 +481,24 @@ class Trainer:
         states = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             states["cuda"] = torch.cuda.get_rng_state(self.device)
+        return self._per_rank("rng", states)
+
+    def _per_rank(self, prefix: str, states: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every rank's `states` (a collective): rank 0's under PREFIX.KEY, rank k's under
+        PREFIX.KEY.rank{k}."""
         tensors = {}
-        for kind, state in states.items():
+        for key, state in states.items():
             for k, value in enumerate(distributed.gather_per_rank(state, self.device)):
-                tensors[f"rng.{kind}" if k == 0 else f"rng.{kind}.rank{k}"] = value
+                tensors[f"{prefix}.{key}" if k == 0 else f"{prefix}.{key}.rank{k}"] = value
         return tensors
+
+    def _own(self, tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+        """This rank's part of what `_per_rank` saved under `prefix` (rank 0's where the
+        checkpoint has none for this rank), keys without the prefix."""
+        k, head = distributed.rank(), prefix + "."
+        keys = {name[len(head):] for name in tensors
+                if name.startswith(head) and not re.search(r"\.rank\d+$", name)}
+        return {key: tensors.get(f"{head}{key}.rank{k}", tensors[f"{head}{key}"]) for key in keys}
 
     def _restore_rng(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         """This rank's generators from a checkpoint; a rank the checkpoint has none for (more
@@ -502,13 +519,13 @@ class Trainer:
         """--resume: check the run is compatible, then load its last checkpoint."""
         path = rundir.find_checkpoint(self.run_dir, "last")
         saved, now = checkpoint.read_meta(path)["config"], self.config.to_dict()
-        fixed = [f"data.{k}" for k in ("name", "resolution", "channels", "degrade")] + \
+        fixed = [f"data.{k}" for k in ("name", "name_b", "resolution", "channels", "degrade")] + \
             [f"model.{k}" for k in now["model"]] + ["task"]
         for key in fixed:
             section, _, name = key.rpartition(".")
             was = saved[section].get(name) if section else saved.get(name, "generate")
             now_value = now[section].get(name) if section else now.get(name)
-            if section == "data" and name == "degrade":
+            if section == "data" and name in ("degrade", "name_b"):
                 was = was or ""
             if was != now_value:
                 raise ConfigError(f"--resume: {key} was {was!r} in this run, now {now_value!r}; a "
@@ -531,6 +548,7 @@ class Trainer:
         self.scaler.load_state_dict(checkpoint.unflatten(meta["scaler"], tensors))
         self.sampler.restore(tensors, meta["sampler"])
         self._restore_rng(tensors, meta)
+        self.objective.load_state_tensors(self._own(tensors, "objective"), self.device)
         self.step, self.elapsed = meta["step"], meta["elapsed_s"]
         # Checkpoints from before schedule_steps was recorded: the train.steps they were written with.
         self.schedule_steps = (self._explicit_schedule_steps() or meta.get("schedule_steps")
@@ -548,7 +566,10 @@ def run_shape(config: Config, data, degradation) -> DataShape:
     classes = len(data.class_names) if regions else data.num_classes
     shape = data_shape(config.model, config.data.resolution, data.channels, classes)
     sources = getattr(data, "sources", None)
-    editing = MODELS.get(config.model.name).objective == "image2image"
+    family = MODELS.get(config.model.name).objective
+    if is_two_domain(data) or family == "cyclegan":
+        return _translation_shape(config, data, shape, degradation)
+    editing = family == "image2image"
     if not editing:
         if degradation is not None:
             raise ConfigError(f"data.degrade={config.data.degrade!r}: model {config.model.name!r} "
@@ -567,6 +588,23 @@ def run_shape(config: Config, data, degradation) -> DataShape:
         return DataShape(shape.resolution, shape.channels, shape.num_classes, sources.shape[1])
     return DataShape(shape.resolution, shape.channels, shape.num_classes,
                      degradation.in_channels(data.channels), degradation.scale, degradation.makes_mask)
+
+
+def _translation_shape(config: Config, data, shape: DataShape, degradation) -> DataShape:
+    """Two domains and a translation model go together; the networks map data.channels to
+    data.channels (both domains are conformed to them)."""
+    if not is_two_domain(data):
+        raise ConfigError(f"model {config.model.name!r} translates between two domains, but data set "
+                          f"{config.data.name!r} is one; add --dataset-b (data.name_b), or use a folder "
+                          f"with trainA/ and trainB/, or styled:BASE")
+    if MODELS.get(config.model.name).objective != "cyclegan":
+        raise ConfigError(f"data set {data.source!r} holds two domains (A and B) for unpaired "
+                          f"translation; train it with --task translate (model cyclegan), not model "
+                          f"{config.model.name!r}")
+    if degradation is not None:
+        raise ConfigError(f"data.degrade={config.data.degrade!r}: unpaired translation takes the two "
+                          f"domains as they are; drop data.degrade")
+    return DataShape(shape.resolution, shape.channels, 0, shape.channels)
 
 
 def _per_net(train, key: str, net: str):
