@@ -15,17 +15,18 @@ SMALL = {"dcgan": {"g_width": 4, "d_width": 4}, "mlp": {"hidden": 16},
          "progressive": {"g_width": 4, "d_width": 4, "max_width": 8},
          "stylegan": {"latent_dim": 8, "w_dim": 8, "mapping_layers": 2, "g_width": 4, "d_width": 4,
                       "max_width": 8}}
-GANS = [n for n in MODELS.names() if MODELS.get(n).objective == "gan"]
+TEXTURE = ("spatial",)   # texture GANs (patch logits, latent fields): tests/test_texture_synthesis.py
+GANS = [n for n in MODELS.names() if MODELS.get(n).objective == "gan" and n not in TEXTURE]
 CLASSIFIERS = [n for n in MODELS.names() if MODELS.get(n).objective == "classifier"]
 
 
 def test_every_registered_model_is_covered():
     """GANs, VAE and classifiers here; image-to-image families in test_image_models.py;
-    translation families in test_translation.py."""
+    translation families in test_translation.py; texture families in test_texture_synthesis.py."""
     from test_image_models import FAMILIES
     from test_translation import TRANSLATION
     editing = {n for n in MODELS.names() if MODELS.get(n).objective == "image2image"}
-    assert set(SMALL) | editing | set(TRANSLATION) == set(MODELS.names())
+    assert set(SMALL) | editing | set(TRANSLATION) | set(TEXTURE) == set(MODELS.names())
     assert editing == set(FAMILIES)
     assert set(TRANSLATION) == {n for n in MODELS.names() if MODELS.get(n).objective == "cyclegan"}
 

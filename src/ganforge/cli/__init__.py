@@ -6,12 +6,13 @@ import sys
 
 from ..errors import GanforgeError
 from . import (bench, classify, directions, edit, edit_latent, evaluate, interpolate, models, presets, project,
-               reconstruct, sample, tasks, train, translate)
+               reconstruct, sample, tasks, texture, train, translate)
 
 COMMANDS = {"train": train, "sample": sample, "edit": edit, "evaluate": evaluate,
             "reconstruct": reconstruct, "classify": classify, "bench": bench, "models": models,
             "tasks": tasks, "presets": presets, "interpolate": interpolate, "project": project,
-            "directions": directions, "edit-latent": edit_latent, "translate": translate}
+            "directions": directions, "edit-latent": edit_latent, "translate": translate,
+            "texture": texture}
 
 
 def build_parser() -> argparse.ArgumentParser:

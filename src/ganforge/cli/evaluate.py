@@ -2,7 +2,8 @@
 signals (per-class diversity, warnings far below the floor), beside the real-data floor, and
 with --memorization a copy audit; for editing runs PSNR/SSIM beside classical baselines; for
 translation runs realism and content preservation in both directions beside the identity
-and histogram-matching baselines.
+and histogram-matching baselines; for texture runs similarity to the exemplar, diversity and
+seam scores beside random tiling.
 Written to RUN/eval.json."""
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     config = meta.get("config", {})
     if config.get("task") == "translate" or config.get("model", {}).get("name") == "cyclegan":
         kind = "translation"
+    elif config.get("model", {}).get("name") == "spatial":
+        kind = "texture"
     else:
         kind = "editing" if meta.get("shape", {}).get("in_channels") else "generator"
     if kind != "generator":
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"-n {args.n}: must be at least 1")
         if args.memorization:
             raise ConfigError(f"--memorization audits generators (GAN, VAE); {args.run!r} is "
-                              f"{'a translation' if kind == 'translation' else 'an editing'} run")
+                              f"{'an editing' if kind == 'editing' else 'a ' + kind} run")
     if kind == "translation":
         from ..evaluate_translate import evaluate_translation, format_translation_table
 
@@ -61,6 +64,12 @@ def run(args: argparse.Namespace) -> int:
         report = evaluate_translation(args.run, args.n, args.seed, args.checkpoint, args.inception_weights,
                                       args.device, args.tile)
         print(format_translation_table(report))
+    elif kind == "texture":
+        from ..texture.evaluation import evaluate_texture, format_texture_table
+
+        report = evaluate_texture(args.run, args.n or 4, seed=args.seed, checkpoint=args.checkpoint,
+                                  device=args.device)
+        print(format_texture_table(report))
     elif kind == "editing":
         from ..evaluate_edit import evaluate_editing, format_edit_table
 

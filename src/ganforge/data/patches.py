@@ -211,12 +211,17 @@ def _split_folder(root: Path, split: str) -> Path:
     return root
 
 
-@SOURCES.register("patches")
+@SOURCES.register("patches")  # patches:FOLDER, or patches:FILE for a single image
 def load_patches(arg, config, split: str) -> PatchSet:
     root = Path(arg)
-    require_folder(root, "patch folder")
-    folder = _split_folder(root, split)
-    files = image_files(folder)
+    if root.is_file():  # one image (a texture exemplar): its crops are the whole data set
+        if split != "train":
+            raise DataError(f"patch source {str(root)!r} is one image: it has no test split")
+        folder, files = root.parent, [root]
+    else:
+        require_folder(root, "patch folder")
+        folder = _split_folder(root, split)
+        files = image_files(folder)
     if not files:
         raise DataError(f"patch folder {str(folder)!r} holds no images "
                         f"(looked for {', '.join(sorted(EXTENSIONS))}, at any depth)")

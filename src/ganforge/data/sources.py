@@ -82,4 +82,4 @@ def _conformed(data, config: DataConfig, split: str, name: str):
 
 # Register the built-in sources (each module adds itself to SOURCES).
 from . import digits, npz, folder, torchvision_sets  # noqa: E402,F401
-from . import patches, photos, paired, mosaic, domains  # noqa: E402,F401
+from . import patches, photos, paired, mosaic, domains, crops  # noqa: E402,F401

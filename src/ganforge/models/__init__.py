@@ -5,6 +5,6 @@ hard-coded constants, and take their own options from the config's `model` secti
 """
 from .registry import MODELS, Architecture, DataShape, build_models, check_shape, data_shape, model_args
 
-from . import classifier, cyclegan, dcgan, dncnn, mlp, progressive, resnet, srresnet, stylegan, unet, vae  # noqa: E402,F401  (register the built-in families)
+from . import classifier, cyclegan, dcgan, dncnn, mlp, progressive, resnet, spatial, srresnet, stylegan, unet, vae  # noqa: E402,F401  (register the built-in families)
 
 __all__ = ["MODELS", "Architecture", "DataShape", "build_models", "check_shape", "data_shape", "model_args"]

@@ -46,6 +46,12 @@ class ClassDiversityProbe:
         groups = range(num_classes) if num_classes and data.labels is not None else [None]
         self.classes, self.real_spread = [], []
         for c in groups:
+            if hasattr(data, "sample"):  # images of any size (one texture photo): random crops
+                spread = _spread(to_float(data.sample(REAL_PER_CLASS, generator=generator)))
+                if spread > 0:
+                    self.classes.append(c)
+                    self.real_spread.append(spread)
+                continue
             index = torch.arange(len(data.images)) if c is None else \
                 torch.nonzero(data.labels.cpu() == c).flatten()
             if len(index) < 2:

@@ -1,0 +1,106 @@
+"""Texture synthesis from one exemplar: sampling a trained spatial GAN at any size (tileable
+too), Gram-matrix optimisation (training-free), and random tiling (the baseline a user would
+do by hand).
+
+All three return uint8 H x W x C arrays and take a seed, so every output can be made again.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.imageset import to_float, to_uint8
+from ..errors import ConfigError
+from .features import RandomFeatures
+
+GRAM_STEPS = 400        # Adam steps of the Gram-matrix optimisation
+GRAM_LR = 0.05          # on pixels in [-1, 1] (through tanh)
+TILE_PATCH = 32         # side of the exemplar patches random tiling lays
+
+
+def _hwc(images: torch.Tensor) -> np.ndarray:
+    return to_uint8(images)[0].permute(1, 2, 0).numpy()
+
+
+def _chw(exemplar: np.ndarray) -> torch.Tensor:
+    """uint8 H x W (x C) -> float 1 x C x H x W in [-1, 1]."""
+    array = exemplar[..., None] if exemplar.ndim == 2 else exemplar
+    return to_float(torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None])
+
+
+def check_size(width: int, height: int) -> None:
+    if width < 1 or height < 1:
+        raise ConfigError(f"--size {width}x{height}: both sides must be at least 1 pixel")
+
+
+@torch.no_grad()
+def sample_gan(net: torch.nn.Module, width: int, height: int, seed: int = 0, tileable: bool = False,
+               n: int = 1) -> list[np.ndarray]:
+    """`n` textures of width x height from a trained spatial generator (its EMA copy). With
+    `tileable` the output wraps seamlessly; its sides must then be multiples of G's stride."""
+    check_size(width, height)
+    if not hasattr(net, "noise"):
+        raise ConfigError("this run's generator is not a spatial (texture) GAN; train one with "
+                          "ganforge texture train IMAGE")
+    if tileable and (width % net.stride or height % net.stride):
+        raise ConfigError(f"--tileable: --size {width}x{height} must be a multiple of {net.stride} on both "
+                          f"sides (the latent field wraps at whole cells), e.g. "
+                          f"{-(-width // net.stride) * net.stride}x{-(-height // net.stride) * net.stride}")
+    device = next(net.parameters()).device
+    z = net.noise(n, height, width, torch.Generator().manual_seed(seed)).to(device)
+    net.tileable(tileable)
+    try:
+        images = net(z)[..., :height, :width].float().cpu()
+    finally:
+        net.tileable(False)
+    return [_hwc(images[i:i + 1]) for i in range(n)]
+
+
+def gram_synthesis(exemplar: np.ndarray, width: int, height: int, seed: int = 0, steps: int = GRAM_STEPS,
+                   features: RandomFeatures | None = None) -> np.ndarray:
+    """Gatys et al. (2015) with random filters: start from noise and optimise the pixels so that
+    the Gram matrices of a fixed random CNN's feature maps at every scale match the exemplar's
+    (each scale's squared error normalised by the exemplar's Gram energy). No training, no
+    downloaded weights."""
+    check_size(width, height)
+    features = features or RandomFeatures()
+    target = [g.detach() for g in features.grams(_chw(exemplar))]
+    channels = 1 if exemplar.ndim == 2 or exemplar.shape[-1] == 1 else 3
+    generator = torch.Generator().manual_seed(seed)
+    raw = (torch.randn(1, channels, height, width, generator=generator) * 0.5).requires_grad_(True)
+    optimiser = torch.optim.Adam([raw], lr=GRAM_LR)
+    for _ in range(steps):
+        optimiser.zero_grad(set_to_none=True)
+        made = features.grams(torch.tanh(raw))
+        loss = sum(F.mse_loss(g, t, reduction="sum") / t.pow(2).sum().clamp_min(1e-12)
+                   for g, t in zip(made, target))
+        loss.backward()
+        optimiser.step()
+    return _hwc(torch.tanh(raw.detach()))
+
+
+def random_tiling(exemplar: np.ndarray, width: int, height: int, seed: int = 0,
+                  patch: int = TILE_PATCH) -> np.ndarray:
+    """The baseline: a grid of `patch`-sized squares cut at random places from the exemplar."""
+    check_size(width, height)
+    array = exemplar[..., None] if exemplar.ndim == 2 else exemplar
+    h, w = array.shape[:2]
+    patch = min(patch, h, w)
+    rng = np.random.default_rng(seed)
+    out = np.empty((-(-height // patch) * patch, -(-width // patch) * patch, array.shape[2]), np.uint8)
+    for top in range(0, out.shape[0], patch):
+        for left in range(0, out.shape[1], patch):
+            y, x = rng.integers(0, h - patch + 1), rng.integers(0, w - patch + 1)
+            out[top:top + patch, left:left + patch] = array[y:y + patch, x:x + patch]
+    return out[:height, :width]
+
+
+def exemplar_of(run_dir: str | Path, config) -> Path:
+    """The exemplar image a texture run learnt from (its patches:FILE data set)."""
+    name = config.data.name
+    if not name.startswith("patches:") or not Path(name[len("patches:"):]).is_file():
+        raise ConfigError(f"run {str(run_dir)!r} did not learn from one image file (data.name={name!r})")
+    return Path(name[len("patches:"):])
