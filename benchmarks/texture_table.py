@@ -9,7 +9,8 @@ method (a copy of the exemplar would score 0), the seam score across the wrap, a
 names the exemplar's texture in 64x64 crops of the outputs.
 
 Usage:
-    python benchmarks/texture_table.py --out runs/texture-bench [--steps 2000] [--classifier RUN]
+    python benchmarks/texture_table.py --out runs/texture-bench [--steps 2000] [--time-budget 540]
+        [--classifier RUN]
 
 Training runs are kept in OUT/<texture>/ and reused when finished (a finished run is not
 trained again); the table goes to OUT/results.json and the figure to OUT/textures.png.
@@ -69,6 +70,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/texture-bench")
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help="seconds of training per texture at most (a run cut short is kept as it is)")
     parser.add_argument("--gram-steps", type=int, default=400)
     parser.add_argument("--textures", default=",".join(TEXTURES))
     parser.add_argument("--classifier", default=None, help="a texture classify run on the bundled textures")
@@ -87,12 +90,13 @@ def main() -> None:
         Image.fromarray(exemplar).save(path)
         run = out / name
         started = time.perf_counter()
-        if not trained(run, args.steps):
+        if not trained(run, args.steps) and not (run.exists() and args.time_budget):
             if run.exists():
                 cli(["train", "--resume", str(run), "--steps", str(args.steps)])
             else:
+                budget = ["--time-budget", str(args.time_budget)] if args.time_budget else []
                 cli(["texture", "train", str(path), "--out", str(run), "--steps", str(args.steps),
-                     "--set", "log.progress=false"])
+                     *budget, "--set", "log.progress=false"])
         train_s = float(ganforge.load(run).meta["elapsed_s"])
         net = ganforge.load(run).net
         gan = [sample_gan(net, SIZE, SIZE, seed)[0] for seed in range(SAMPLES)]

@@ -5,7 +5,7 @@ import argparse
 import time
 from pathlib import Path
 
-TRAIN_DEFAULTS = {"crop": 64, "steps": 3000, "batch_size": 16}
+TRAIN_DEFAULTS = {"crop": 64, "steps": 2000, "batch_size": 16}
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -5,9 +5,10 @@ A run sees two domains as a `DomainPair` in three ways:
   and conformed as alone (folders, torchvision sets, npz, patches of photos);
 - a folder in the CycleGAN repository's layout, `trainA/ trainB/ testA/ testB/`, given as
   `folder:DIR` (see data.folder);
-- `styled:BASE`, the measured example: the first half of BASE's images as they are (domain
-  A) and the second half re-drawn by a fixed colour and texture transform (domain B). The
-  halves are disjoint, so no image of A has its own translation in B: the pairs are never seen.
+- `styled:BASE`, the measured example: one half of BASE's images (a fixed shuffle) as they
+  are (domain A) and the other half re-drawn by a fixed colour and texture transform (domain
+  B). The halves are disjoint, so no image of A has its own translation in B: the pairs are
+  never seen.
 
 Both domains share `data.resolution` and `data.channels` (a gray domain is repeated to RGB), so
 one generator shape serves both directions and the identity loss is defined. Each domain
@@ -69,6 +70,7 @@ def is_two_domain(data) -> bool:
 
 
 # The measured example's domain B: gray digits re-drawn in colour on a texture.
+STYLED_SEED = 0                         # the fixed shuffle that splits BASE into the two halves
 STRIPE_PERIODS = 4.0                    # diagonal stripes across the image
 BACKGROUND = ((0.10, 0.12, 0.30), (0.12, 0.42, 0.45))   # navy and teal, alternating stripes
 STROKE = ((1.00, 0.45, 0.05), (1.00, 0.90, 0.35))       # orange at the top to yellow at the bottom
@@ -93,7 +95,7 @@ def stylise(images: torch.Tensor) -> torch.Tensor:
 
 @SOURCES.register("styled")
 def load_styled(arg, config, split: str) -> DomainPair:
-    """`styled:BASE`: A = the first half of BASE (as it is), B = the second half, stylised."""
+    """`styled:BASE`: A = one half of BASE (a fixed shuffle; as it is), B = the other half, stylised."""
     base = load_dataset(replace(config, name=arg, name_b=""), split)
     if not isinstance(base, ImageSet):
         raise DataError(f"data set 'styled:{arg}': {arg!r} must be a set of whole images "
@@ -101,8 +103,11 @@ def load_styled(arg, config, split: str) -> DomainPair:
     half = len(base) // 2
     if half == 0:
         raise DataError(f"data set 'styled:{arg}' ({split}) needs at least 2 images, {arg!r} has {len(base)}")
-    a = base.subset(torch.arange(half))
-    b = base.subset(torch.arange(half, 2 * half))
+    # Halves of a fixed shuffle: files stored class by class (MNIST's IDX copies often are)
+    # would otherwise give the two domains different classes.
+    order = torch.randperm(len(base), generator=torch.Generator().manual_seed(STYLED_SEED))
+    a = base.subset(order[:half])
+    b = base.subset(order[half:2 * half])
     b = ImageSet(stylise(b.images), b.labels, b.class_names, f"styled:{arg} (B)")
     return DomainPair(ImageSet(a.images, a.labels, a.class_names, f"styled:{arg} (A)"), b, f"styled:{arg}")
 

@@ -33,10 +33,10 @@ from .registry import MODELS, Architecture, DataShape
 class SpatialArgs:
     z_channels: int = 16         # noise channels per latent position
     upsamplings: int = 4         # the image is 2**upsamplings times the field (16: a latent per 16 px)
-    g_width: int = 64            # channels at the finest level (doubling towards the field, to max_width)
-    max_width: int = 256
+    g_width: int = 32            # channels at the finest level (doubling towards the field, to max_width)
+    max_width: int = 128
     padding: str = "reflect"     # G's padding: reflect or zeros (tileable sampling uses circular)
-    d_width: int = 64            # PatchGAN: channels of the first layer
+    d_width: int = 32            # PatchGAN: channels of the first layer
     d_layers: int = 3            # PatchGAN: stride-2 layers (3: 70 x 70 patches)
     d_norm: Norm = "batch"
 
