@@ -30,3 +30,16 @@ def assert_resume_is_exact(tmp_path, overrides: dict, steps: int, split: int) ->
     for key in a:
         assert torch.equal(a[key], b[key]), key
     return a
+
+
+def torchrun(worker, out, settings: list[str], nproc: int = 2):
+    """Run the script `worker` under torchrun (gloo on CPU, one thread per process) with
+    arguments `out` and `settings`; returns the CompletedProcess."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               str(worker), str(out), *settings]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)

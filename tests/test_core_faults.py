@@ -32,6 +32,7 @@ from ganforge.training import trainer as trainer_module
 from ganforge.training.batches import EpochSampler, PatchSampler, make_sampler
 from ganforge.training.ema import EMA
 from ganforge.training.health import Action, HealthMonitor
+from helpers import torchrun
 
 TINY = {"model.g_width": 8, "model.d_width": 8, "train.batch_size": 16, "data.resolution": 16,
         "log.every": 2, "log.progress": False, "log.tensorboard": "no",
@@ -170,10 +171,7 @@ def test_each_rank_resumes_with_its_own_generator_state(tmp_path):
     settings = ["model.name=mlp", "model.hidden=32", "data.resolution=16", "train.batch_size=16",
                 "train.steps=2", "train.ema_decay=0", "log.every=2", "log.progress=false",
                 "log.tensorboard=no", "train.device=cpu", "train.precision=fp32"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               str(worker), str(tmp_path), *settings]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    done = torchrun(worker, tmp_path, settings)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [load_file(tmp_path / f"rng{k}.safetensors") for k in (0, 1)]
     assert not torch.equal(ranks[0]["saved"], ranks[1]["saved"])  # the ranks' states differ ...

@@ -1,8 +1,6 @@
 """Two processes under torchrun (gloo on CPU): identical weights on both ranks, and the same
 result as one process with the same global batch."""
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +9,7 @@ from safetensors.torch import load_file
 
 import ganforge
 from ganforge.training import Trainer
+from helpers import torchrun as run_worker
 
 WORKER = Path(__file__).with_name("dist_worker.py")
 SETTINGS = ["model.name=mlp", "model.hidden=64", "data.resolution=16", "train.batch_size=32",
@@ -19,10 +18,7 @@ SETTINGS = ["model.name=mlp", "model.hidden=64", "data.resolution=16", "train.ba
 
 
 def torchrun(out: Path, settings: list[str], nproc: int = 2) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={nproc}", str(WORKER), str(out), *settings]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    return run_worker(WORKER, out, settings, nproc)
 
 
 @pytest.mark.dist

@@ -32,7 +32,7 @@ from ganforge.models import DataShape, build_models
 from ganforge.models.cyclegan import resnet_receptive_field
 from ganforge.objectives.cyclegan import ImagePool
 from ganforge.training.trainer import Trainer
-from helpers import assert_resume_is_exact, error_line
+from helpers import assert_resume_is_exact, error_line, torchrun
 
 TRANSLATION = ("cyclegan",)   # the translation model families (test_models counts them)
 
@@ -583,10 +583,6 @@ distributed.teardown()
 
 @pytest.mark.dist
 def test_two_ranks_stay_in_step_keep_their_own_pools_and_resume_exactly(tmp_path):
-    import os
-    import subprocess
-    import sys
-
     from safetensors.torch import load_file
 
     worker = tmp_path / "cyclegan_worker.py"
@@ -594,10 +590,7 @@ def test_two_ranks_stay_in_step_keep_their_own_pools_and_resume_exactly(tmp_path
     settings = [f"{key}={value}" for key, value in {**TINY, "train.batch_size": 4, "train.schedule_steps": 4,
                                                     "train.device": "cpu", "train.precision": "fp32",
                                                     "log.tensorboard": "no"}.items() if key != "train.steps"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               str(worker), str(tmp_path), *settings]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    done = torchrun(worker, tmp_path, settings)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [load_file(tmp_path / f"rank{k}.safetensors") for k in (0, 1)]
     assert any(key.startswith("G.ab.") for key in ranks[0]) and any(key.startswith("D.b.") for key in ranks[0])

@@ -26,7 +26,6 @@ import torch
 from . import atomic
 from .data.domains import domain_config
 from .data.imageset import match_channels
-from .data import load_dataset
 from .errors import ConfigError, DataError
 from .evaluate import Evaluator, build_extractor, load_splits
 from .imageio import grid, save_png, to_hwc
@@ -63,12 +62,12 @@ class _Side:
 
     def __init__(self, data, side: str, inception_weights, device: str, quiet: bool, seed: int, n):
         self.config = domain_config(data, side)
-        if inception_weights is None and load_dataset(self.config, "train").labels is None:
+        splits = load_splits(self.config)  # read once: the label check and the held-out inputs
+        if inception_weights is None and splits.train.labels is None:
             raise DataError(f"domain {side.upper()} ({self.config.name}) has no labels, so ganforge cannot "
                             f"train a feature classifier for it; pass --inception-weights FILE")
         self.extractor = build_extractor(self.config, None, inception_weights, device, quiet)
         self.evaluator = Evaluator(self.config, self.extractor, seed=seed)
-        splits = load_splits(self.config)
         heldout = splits.heldout
         limit = min(n or MAX_IMAGES, len(heldout))
         if limit < len(heldout):

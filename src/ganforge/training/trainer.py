@@ -503,12 +503,11 @@ class Trainer:
     def _restore_rng(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         """This rank's generators from a checkpoint; a rank the checkpoint has none for (more
         ranks than it was written by) takes rank 0's."""
-        k = distributed.rank()
-        own = lambda kind: tensors.get(f"rng.{kind}.rank{k}", tensors.get(f"rng.{kind}"))  # noqa: E731
-        torch.set_rng_state(own("torch"))
+        own = self._own(tensors, "rng")
+        torch.set_rng_state(own["torch"])
         if self.device.type != "cuda":
             return
-        state = own("cuda")
+        state = own.get("cuda")
         if state is None and meta.get("cuda_rng_states"):  # older checkpoints: rank 0's devices
             index = self.device.index if self.device.index is not None else torch.cuda.current_device()
             state = tensors.get(f"rng.cuda.{index}")
