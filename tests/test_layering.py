@@ -19,7 +19,7 @@ LAYERS = {
     "resolve": 4, "tasks": 4,
     "training": 5,
     "inference": 6, "metrics": 6,
-    "evaluate": 7, "evaluate_edit": 7, "evaluate_translate": 7, "texture": 7, "bench": 7, "reference_dcgan": 7,
+    "evaluate": 7, "evaluate_edit": 7, "evaluate_translate": 7, "texture": 7, "bench": 7, "export": 7, "report": 7, "runs_table": 7, "reference_dcgan": 7,
     "api": 8, "app": 8,
     "cli": 9, "__main__": 9, "__init__": 9,
 }
