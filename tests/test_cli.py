@@ -290,6 +290,26 @@ def test_sample_one_png_per_image(run, tmp_path):
         assert image.format == "PNG" and image.size == (32, 32) and image.mode == "L"
 
 
+def test_sample_never_overwrites_without_force(run, tmp_path, capsys):
+    out = tmp_path / "g.png"
+    assert main(["sample", str(run), "-n", "4", "--out", str(out)]) == 0
+    before = out.read_bytes()
+    assert main(["sample", str(run), "-n", "4", "--seed", "5", "--out", str(out)]) == 2
+    assert "--force" in error_line(capsys, "sample") and out.read_bytes() == before
+    folder = tmp_path / "each"
+    assert main(["sample", str(run), "-n", "3", "--out", f"{folder}/"]) == 0
+    assert main(["sample", str(run), "-n", "3", "--out", f"{folder}/"]) == 2
+    assert main(["sample", str(run), "-n", "4", "--seed", "5", "--out", str(out), "--force"]) == 0
+    assert out.read_bytes() != before
+
+
+def test_sample_reports_progress_per_batch(run):
+    calls = []
+    images = ganforge.load(run).sample(7, seed=0, batch_size=3, progress=lambda done, n: calls.append((done, n)))
+    assert calls == [(3, 7), (6, 7), (7, 7)]
+    np.testing.assert_array_equal(images, ganforge.load(run).sample(7, seed=0))
+
+
 def sample_npz(run, path, *extra) -> np.ndarray:
     assert main(["sample", str(run), "--out", str(path.with_suffix(".png")),
                  "--npz", str(path), *extra]) == 0

@@ -479,7 +479,7 @@ def test_sample_class_writes_the_labels(conditional_run, tmp_path, capsys):
         assert arrays["x"].shape == (6, 16, 16) and arrays["x"].dtype == np.uint8
         assert arrays["y"].tolist() == [3] * 6
     assert main(["sample", str(conditional_run), "--labels", "1,2", "-n", "5", "--npz", str(npz),
-                 "--out", str(tmp_path / "g.png")]) == 0
+                 "--out", str(tmp_path / "g.png"), "--force"]) == 0
     with np.load(npz) as arrays:
         assert arrays["y"].tolist() == [1, 2, 1, 2, 1]
 

@@ -38,12 +38,16 @@ def save_png(image: np.ndarray, path: str | Path) -> None:
         pil.save(tmp, format="PNG")
 
 
+def numbered_paths(folder: str | Path, n: int) -> list[Path]:
+    """Where `save_each` writes n images: 000000.png, 000001.png, ..."""
+    digits = max(6, len(str(n - 1)))
+    return [Path(folder) / f"{i:0{digits}d}.png" for i in range(n)]
+
+
 def save_each(images: np.ndarray, folder: str | Path) -> list[Path]:
     """One PNG per image: 000000.png, 000001.png, ..."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    digits = max(6, len(str(len(images) - 1)))
-    paths = [folder / f"{i:0{digits}d}.png" for i in range(len(images))]
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    paths = numbered_paths(folder, len(images))
     for image, path in zip(images, paths):
         save_png(image, path)
     return paths

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -116,6 +115,8 @@ def apply_to_files(args: argparse.Namespace, transform) -> int:
     import torch
     from tqdm import tqdm
 
+    from .progress import showing
+
     from ..errors import ConfigError, DataError
     from ..inference.images import list_inputs, output_path, read_image_file, write_image_file
 
@@ -130,7 +131,7 @@ def apply_to_files(args: argparse.Namespace, transform) -> int:
                         f"pass --force to overwrite")
     out_dir.mkdir(parents=True, exist_ok=True)
     failed = []
-    show = not args.quiet and sys.stderr.isatty() and len(files) > 1
+    show = showing(args.quiet) and len(files) > 1
     for path, target in tqdm(list(zip(files, targets)), disable=not show, unit="image"):
         try:
             image = read_image_file(path)

@@ -29,12 +29,16 @@ def add_parser(commands, name: str) -> None:
                         help="last, best, step-NNNNNN or a .safetensors path [default: last]")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... [default: cpu]")
     parser.add_argument("--batch-size", type=int, default=500, help="images per forward pass [default: 500]")
+    parser.add_argument("--force", action="store_true", help="overwrite existing output files")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (there is none either when stderr is not a terminal)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..imageio import grid, save_each, save_npz, save_png
+    from ..imageio import grid, numbered_paths, save_each, save_npz, save_png
     from ..inference import load
+    from .progress import progress_bar
 
     if args.n < 1:
         raise ConfigError(f"-n {args.n}: must be at least 1")
@@ -57,18 +61,32 @@ def run(args: argparse.Namespace) -> int:
                           f"images instead of sampling them; use ganforge edit")
     if labels is None and model.num_classes:
         labels = [i % model.num_classes for i in range(args.n)]  # recorded as y in --npz
-    images = model.sample(args.n, seed=args.seed, labels=labels, batch_size=args.batch_size,
-                          truncation=args.truncation)
     out = args.out or str(Path(args.run) / "samples" / f"sample-seed{args.seed}.png")
-    if out.endswith(("/", "\\")) or Path(out).is_dir():
+    each = out.endswith(("/", "\\")) or Path(out).is_dir()
+    if not each and Path(out).suffix.lower() != ".png":
+        raise ConfigError(f"--out {out!r}: give a .png file for a grid or a DIR/ for one file per image")
+    _refuse_overwrite(numbered_paths(out, args.n) if each else [Path(out)], args.force)
+    if args.npz:
+        _refuse_overwrite([Path(args.npz)], args.force)
+    with progress_bar(args.n, "image", args.quiet) as bar:
+        images = model.sample(args.n, seed=args.seed, labels=labels, batch_size=args.batch_size,
+                              truncation=args.truncation, progress=bar)
+    if each:
         paths = save_each(images, out)
         print(f"wrote {len(paths)} images to {out}")
     else:
-        if Path(out).suffix.lower() != ".png":
-            raise ConfigError(f"--out {out!r}: give a .png file for a grid or a DIR/ for one file per image")
         save_png(grid(images), out)
         print(f"wrote a grid of {len(images)} images to {out}")
     if args.npz:
         save_npz(images, args.npz, labels)
         print(f"wrote arrays to {args.npz}")
     return 0
+
+
+def _refuse_overwrite(paths: list[Path], force: bool) -> None:
+    from ..errors import DataError
+
+    existing = [p for p in paths if p.exists()]
+    if existing and not force:
+        raise DataError(f"{existing[0]} exists ({len(existing)} output file(s) would be overwritten); "
+                        f"pass --force to overwrite")

@@ -18,9 +18,10 @@ from ..rundir import find_checkpoint
 
 @torch.inference_mode()
 def generate(net: torch.nn.Module, n: int, seed: int = 0, labels: torch.Tensor | None = None,
-             batch_size: int = 500, truncation: float | None = None) -> torch.Tensor:
+             batch_size: int = 500, truncation: float | None = None, progress=None) -> torch.Tensor:
     """`n` images from a generator as uint8 N x C x H x W on the CPU. The noise comes from
-    `seed` alone, so the same seed gives the same images at any batch size.
+    `seed` alone, so the same seed gives the same images at any batch size. `progress`, if
+    given, is called as progress(done, n) after each batch.
 
     `truncation` psi trades variety for fidelity: style-based generators move w towards
     their average w (psi=0 gives the mean image); other generators scale z towards its
@@ -40,6 +41,8 @@ def generate(net: torch.nn.Module, n: int, seed: int = 0, labels: torch.Tensor |
         zb = z[start:start + batch_size].to(device)
         lb = None if labels is None else labels[start:start + batch_size].to(device)
         out.append(to_uint8(net(zb, lb, **extra)).cpu())
+        if progress is not None:
+            progress(min(start + batch_size, n), n)
     return torch.cat(out)
 
 
@@ -58,7 +61,7 @@ class TrainedGenerator:
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int = 0, labels: Sequence[int] | None = None,
-               batch_size: int = 500, truncation: float | None = None) -> np.ndarray:
+               batch_size: int = 500, truncation: float | None = None, progress=None) -> np.ndarray:
         """Generate `n` images as a uint8 N x H x W x C array (C is 1 or 3).
 
         The same seed gives the same images whatever the batch size.
@@ -70,13 +73,15 @@ class TrainedGenerator:
                 models cycle through the classes when it is not given.
             batch_size: images per forward pass.
             truncation: psi in [0, 1]; lower is closer to the average image (see `generate`).
+            progress: called as progress(done, n) after each batch (a progress bar).
 
         Example:
             >>> images = ganforge.load("runs/demo").sample(16, seed=1)
         """
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
-        return to_hwc(generate(self.net, n, seed, self._labels(labels, n), batch_size, truncation))
+        return to_hwc(generate(self.net, n, seed, self._labels(labels, n), batch_size, truncation,
+                               progress))
 
     @torch.inference_mode()
     def reconstruct(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
