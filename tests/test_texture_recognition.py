@@ -133,6 +133,18 @@ def test_bundled_textures_need_no_folder():
     assert train.images.shape == (3 * TRAIN_CROPS, 1, 64, 64) and len(test) == 3 * TEST_CROPS
 
 
+def test_the_eight_class_bundled_set_mixes_gray_and_colour_photos():
+    gray = crops("crops:textures-8", "test", resolution=32)
+    assert gray.class_names[:3] == ["brick", "grass", "gravel"] and len(gray.class_names) == 8
+    assert gray.images.shape == (8 * TEST_CROPS, 1, 32, 32)
+    rgb = crops("crops:textures-8", "test", resolution=32, channels=3)
+    assert rgb.images.shape == (8 * TEST_CROPS, 3, 32, 32)
+    stained = rgb.images[rgb.labels == rgb.class_names.index("immunohistochemistry")].float()
+    assert (stained[:, 0] - stained[:, 2]).abs().mean() > 5        # the colour photo keeps its colour
+    bricks = rgb.images[rgb.labels == 0]
+    assert torch.equal(bricks[:, 0], bricks[:, 2])                  # a gray photo repeated
+
+
 @pytest.mark.parametrize("make, match", [
     (lambda root: write_textures(root, ["vertical"]), "holds only 'vertical'.*at least 2 classes"),
     (lambda root: root, "holds none"),

@@ -35,10 +35,23 @@ class DataConfig:
     degrade: str = ""                # editing: how the model's input is made from an image, e.g.
                                      # downscale:4, noise:25, mask:free-form, gray (joined by +)
     name_b: str = ""                 # translation: domain B's data set (data.name is domain A)
+    classes: Union[list, None] = None  # keep these classes only (indices or names), relabelled
+                                     # 0, 1, ... in the order given, e.g. [5, 6, 7, 8, 9]
+    limit: Union[int, None] = None   # at most this many training images: a fixed class-balanced
+                                     # subset, the same in every run (the test split stays whole)
 
     def check(self) -> None:
         _require(self.resolution >= 4, "data.resolution", self.resolution, "must be at least 4")
         _require(self.channels in (1, 3), "data.channels", self.channels, "must be 1 or 3")
+        _require(self.limit is None or self.limit >= 1, "data.limit", self.limit,
+                 "must be at least 1 (null: every image)")
+        if self.classes is not None:
+            _require(len(self.classes) > 0 and all(
+                (isinstance(c, int) and not isinstance(c, bool) and c >= 0) or isinstance(c, str)
+                for c in self.classes), "data.classes", self.classes,
+                "must be a non-empty list of class indices (>= 0) or class names, e.g. [5, 6, 7]")
+            _require(len(set(self.classes)) == len(self.classes), "data.classes", self.classes,
+                     "names a class twice")
 
 
 @dataclass
@@ -85,8 +98,19 @@ class TrainConfig:
     compile: Literal["auto", "yes", "no"] = "auto"  # torch.compile the networks (auto: on CUDA)
     optimizer_impl: Literal["auto", "fused", "foreach", "loop"] = "auto"  # Adam kernels (auto: fused)
     cudnn_benchmark: bool = True     # CUDA: let cuDNN pick the fastest convolution algorithms
+    init_from: Union[str, None] = None  # start from another run's weights: RUN or RUN:CHECKPOINT
+                                     # (networks and EMA; optimisers fresh, step 0); --resume ignores it
+    freeze: Union[list, str, None] = None  # parts kept fixed: NET:N (NET's first N blocks from the
+                                     # input, FreezeD: D:2) or NET.PATH (a module path, G.mapping)
 
     def check(self) -> None:
+        if isinstance(self.freeze, str):  # `--set train.freeze=D:2,G.mapping` gives one string
+            self.freeze = [part.strip() for part in self.freeze.split(",") if part.strip()]
+        self.freeze = self.freeze or None
+        for entry in self.freeze or ():
+            parse_freeze(entry)
+        _require(self.init_from is None or self.init_from.strip() != "", "train.init_from",
+                 self.init_from, "must name a run directory (or null)")
         _require(self.batch_size >= 1, "train.batch_size", self.batch_size, "must be at least 1")
         _require(self.steps >= 0, "train.steps", self.steps, "must be >= 0")
         _require(self.schedule_steps is None or self.schedule_steps >= 1, "train.schedule_steps",
@@ -190,6 +214,25 @@ class Config:
             section = getattr(self, f.name)
             if hasattr(section, "check"):
                 section.check()
+
+
+FREEZE_SYNTAX = re.compile(r"^(?P<net>[A-Za-z_]\w*)(?::(?P<count>\d+)|(?P<path>(?:\.\w+)+))$")
+
+
+def parse_freeze(entry: Any) -> tuple[str, int | None, str | None]:
+    """One `train.freeze` entry: 'D:2' -> ('D', 2, None); 'G.mapping' -> ('G', None, 'mapping').
+
+    Which networks, blocks and modules exist is checked when the networks are built
+    (ganforge.training.transfer), where the valid names can be listed."""
+    match = FREEZE_SYNTAX.match(entry) if isinstance(entry, str) else None
+    if match is None:
+        raise ConfigError(f"train.freeze entry {entry!r}: write NET:N (NET's first N blocks from the "
+                          f"input, e.g. D:2) or NET.PATH (a module path, e.g. G.mapping)")
+    count = match["count"]
+    if count is not None and int(count) < 1:
+        raise ConfigError(f"train.freeze entry {entry!r}: the number of blocks must be at least 1")
+    return match["net"], None if count is None else int(count), \
+        None if match["path"] is None else match["path"][1:]
 
 
 def _require(ok: bool, key: str, value: Any, why: str) -> None:

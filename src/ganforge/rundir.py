@@ -9,6 +9,7 @@ CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 SAMPLES = "samples"
+STATUS = "status.json"       # why the last session stopped (finished / stopped / diverged)
 
 
 def checkpoint_path(run_dir: str | Path, name: str = "last") -> Path:

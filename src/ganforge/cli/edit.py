@@ -38,33 +38,10 @@ def add_file_options(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def parse_box(text: str) -> tuple[int, int, int, int]:
-    try:
-        x, y, w, h = (int(v) for v in text.split(","))
-    except ValueError:
-        from ..errors import ConfigError
-        raise ConfigError(f"--box {text!r}: expected four integers x,y,w,h, e.g. 8,8,16,16") from None
-    return x, y, w, h
-
-
-def box_mask(box: tuple[int, int, int, int], height: int, width: int, where: str):
-    """A 1 x 1 x H x W hole tensor from --box, checked against the image."""
-    import torch
-
-    from ..errors import ConfigError
-
-    x, y, w, h = box
-    if w < 1 or h < 1 or x < 0 or y < 0 or x + w > width or y + h > height:
-        raise ConfigError(f"--box {x},{y},{w},{h} does not fit in {where} ({width}x{height})")
-    mask = torch.zeros(1, 1, height, width)
-    mask[..., y:y + h, x:x + w] = 1
-    return mask
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..data.masks import load_mask
+    from ..data.masks import box_mask, load_mask, parse_box
     from ..errors import ConfigError
     from ..inference import TrainedEditor, load
     from ..data.imageset import match_channels
@@ -90,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         labels = torch.tensor([model.class_index(args.class_)])
     elif args.class_ is not None:
         model.class_index(args.class_)  # says the run is not conditional
-    box = parse_box(args.box) if args.box else None
+    box = parse_box(args.box, "--box") if args.box else None
 
     def transform(tensor, path):
         height, width = tensor.shape[-2:]
@@ -98,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         if args.mask:
             mask = load_mask(args.mask, height, width)[None]
         elif box is not None:
-            mask = box_mask(box, height, width, str(path))
+            mask = box_mask(box, height, width, str(path), "--box")
         result = model.edit_tensor(match_channels(tensor, model.in_channels), mask, labels,
                                    args.tile, args.overlap)
         if tensor.shape[1] == 1 and model.in_channels == model.channels == 3:

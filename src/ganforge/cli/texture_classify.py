@@ -32,7 +32,8 @@ def add_parser(commands, name: str) -> None:
                                            "`texture classify eval` on the run.")
     train.add_argument("dir", metavar="DIR",
                        help="folder with one sub-folder of images per texture class (or one image "
-                            "per class); 'textures' for scikit-image's brick, grass and gravel")
+                            "per class); 'textures' for scikit-image's brick, grass and gravel, "
+                            "'textures-8' for those and five more textured photos from its wheel")
     add_training_options(train, DEFAULTS)
     evaluate = actions.add_parser("eval", help="CNN vs LBP baseline on the held-out crops",
                                   description="Evaluate a texture classifier on its data set's test "

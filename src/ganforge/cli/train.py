@@ -30,6 +30,11 @@ OPTIONS = {
     "device": ("train.device", str, "auto, cpu, cuda, cuda:N, mps"),
     "precision": ("train.precision", str, "fp32, bf16, fp16 (CUDA) or auto"),
     "eval_every": ("log.eval_every", int, "evaluate every N steps into metrics.jsonl, keep the best by FID (0: off)"),
+    "init_from": ("train.init_from", str, "start from another run's weights: RUN or RUN:CHECKPOINT "
+                                          "(networks and EMA; fresh optimisers, step 0; reported in "
+                                          "RUN_DIR/init_from.json); not with --resume"),
+    "freeze": ("train.freeze", str, "keep parts fixed, comma-separated: NET:N (NET's first N blocks "
+                                    "from the input, FreezeD: D:2) or NET.PATH (e.g. G.mapping)"),
 }
 
 
@@ -93,6 +98,9 @@ def resolve(args: argparse.Namespace, defaults: dict):
     if args.resume and args.out and args.out != args.resume:
         raise ConfigError("--out and --resume name different directories; a resumed run "
                           "stays in its own directory")
+    if args.resume and getattr(args, "init_from", None):
+        raise ConfigError("--init-from starts a new run from another run's weights; --resume "
+                          "continues a run with its own: give one of them")
     base: dict = {}
     if not args.resume:
         for key, value in defaults.items():

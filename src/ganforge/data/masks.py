@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 ALPHA_HOLE = 128  # alpha below this is a hole
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -80,3 +80,24 @@ def load_mask(path: str | Path, height: int, width: int) -> torch.Tensor:
         raise DataError(f"mask {path.name} has no hole ({rule}); holes are non-zero pixels, or "
                         f"transparent ones in an image with alpha")
     return torch.from_numpy(hole.astype(np.float32))[None]
+
+
+def parse_box(text: str, what: str = "box") -> tuple[int, int, int, int]:
+    """'x,y,w,h' -> four ints; `what` names the option in the error (--box, box)."""
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{what} {text!r}: expected four integers x,y,w,h, e.g. 8,8,16,16") from None
+    return x, y, w, h
+
+
+def box_mask(box: tuple[int, int, int, int], height: int, width: int, where: str = "the image",
+             what: str = "box") -> torch.Tensor:
+    """A 1 x 1 x H x W hole (1 inside the box) for a box x, y, w, h that must lie inside the
+    `where` image of width x height."""
+    x, y, w, h = box
+    if w < 1 or h < 1 or x < 0 or y < 0 or x + w > width or y + h > height:
+        raise ConfigError(f"{what} {x},{y},{w},{h} does not fit in {where} ({width}x{height})")
+    mask = torch.zeros(1, 1, height, width)
+    mask[..., y:y + h, x:x + w] = 1
+    return mask

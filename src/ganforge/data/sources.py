@@ -35,8 +35,11 @@ def load_dataset(config: DataConfig, split: str = "train"):
     Two domains (`config.name_b`, a trainA/ trainB/ folder, `styled:BASE`) give a
     data.domains.DomainPair of two such sets, each conformed as alone.
 
+    `config.classes` keeps some classes (relabelled in the order given) and `config.limit` a
+    fixed class-balanced part of the train split (see data.subset).
+
     Args:
-        config: the `data` section (name, data_dir, resolution, channels, download).
+        config: the `data` section (name, data_dir, resolution, channels, download, classes, limit).
         split: "train" or "test" (sets without an official split define a fixed one).
 
     Example:
@@ -47,6 +50,12 @@ def load_dataset(config: DataConfig, split: str = "train"):
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     kind, arg = parse_name(config.name)
     data = SOURCES.get(kind)(arg, config, split)
+    if config.classes is not None or config.limit is not None:  # before conforming: less to resize
+        from .subset import select
+        if config.name_b:
+            raise DataError("data.classes and data.limit choose images of one data set; a "
+                            "translation run's two domains (data.name_b) cannot be restricted")
+        data = select(data, config.classes, config.limit, split, config.name)
     if config.name_b:
         from .domains import DomainPair, is_two_domain
         if is_two_domain(data):

@@ -28,6 +28,8 @@ class EMA:
     Args:
         net: the network to average (its weights now are the shadow's start).
         decay: the share of the old average kept at each update once warmed up.
+        frozen: names of parameters kept fixed (train.freeze): their average is left as it
+            is, so a frozen part of the shadow stays what it was loaded as.
 
     Example:
         >>> ema = EMA(G, decay=0.999)
@@ -35,16 +37,17 @@ class EMA:
         >>> images = ema.shadow(z)
     """
 
-    def __init__(self, net: nn.Module, decay: float):
+    def __init__(self, net: nn.Module, decay: float, frozen: set[str] = frozenset()):
         self.decay = decay
         self.shadow = copy.deepcopy(net).eval().requires_grad_(False)
         self._averaged = _running_statistics(self.shadow)
+        self._moving = [i for i, (name, _) in enumerate(net.named_parameters()) if name not in frozen]
 
     @torch.no_grad()
     def update(self, net: nn.Module, step: int) -> None:
         decay = min(self.decay, (1 + step) / (10 + step))
-        params = [p for p in net.parameters()]
-        shadow = [p for p in self.shadow.parameters()]
+        params, shadow = list(net.parameters()), list(self.shadow.parameters())
+        params, shadow = [params[i] for i in self._moving], [shadow[i] for i in self._moving]
         torch._foreach_lerp_(shadow, params, 1.0 - decay)
         for (name, mine), theirs in zip(self.shadow.named_buffers(), net.buffers()):
             if name in self._averaged:

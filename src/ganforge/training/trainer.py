@@ -49,6 +49,7 @@ from .diversity import ClassDiversityProbe
 from .ema import EMA
 from .health import HealthMonitor
 from .logger import Logger
+from .transfer import freeze, load_init, save_report
 
 # Share of free accelerator memory a data set may take to be kept on the device.
 DEVICE_DATA_SHARE = 0.25
@@ -64,6 +65,14 @@ class Run:
     step: int
     elapsed_s: float
     stop_reason: str
+
+
+def stop_status(reason: str) -> str:
+    """A stop reason in one word: finished (its steps or time budget), diverged (the health
+    controller gave up), or stopped (a signal; resumable)."""
+    if reason.startswith("unhealthy"):
+        return "diverged"
+    return "finished" if reason == "steps done" or reason.startswith("time budget") else "stopped"
 
 
 class Trainer:
@@ -95,6 +104,8 @@ class Trainer:
                 net.to(memory_format=torch.channels_last)
         self.objective = build_objective(config.objective, self.nets)
         self.objective.check_data(self.shape)
+        # train.freeze: before DDP wraps the networks, so it leaves frozen parameters out.
+        self.frozen = freeze(train.freeze, self.nets, {phase.net for phase in self.objective.phases})
         # Under torchrun the objective trains through DDP-wrapped networks (same parameters).
         self.train_nets = {name: distributed.wrap(net, self.device, train.sync_batchnorm)
                            for name, net in self.nets.items()}
@@ -106,7 +117,7 @@ class Trainer:
         self.base_lr = {name: _per_net(train, "lr", name) or train.lr for name in stepped}
         adam = adam_options(train, self.device)
         self.optimizers = {
-            name: torch.optim.Adam(self.nets[name].parameters(), lr=self.base_lr[name],
+            name: torch.optim.Adam(self.frozen.trainable(name, self.nets[name]), lr=self.base_lr[name],
                                    betas=tuple(_per_net(train, "betas", name) or (train.beta1, train.beta2)),
                                    **adam)
             for name in stepped}
@@ -119,7 +130,8 @@ class Trainer:
         self.ema, self.preview_inputs, self.probe = None, None, None
         if self.objective.sample_net is not None:
             sample_net = self.nets[self.objective.sample_net]
-            self.ema = EMA(sample_net, train.ema_decay) if train.ema_decay > 0 else None
+            self.ema = EMA(sample_net, train.ema_decay, self.frozen.names.get(self.objective.sample_net, set())) \
+                if train.ema_decay > 0 else None
             self.probe = self._diversity_probe(sample_net, data)
             self.preview_inputs = self.objective.preview_inputs(
                 sample_net, config.log.grid_size, train.seed + 1,
@@ -127,11 +139,19 @@ class Trainer:
         self.step, self.elapsed = 0, 0.0
         # The schedule's horizon: this start's train.steps, or on --resume the first start's.
         self.schedule_steps = self._explicit_schedule_steps() or train.steps
+        self.notes = list(self.frozen.lines)  # told when the run starts
         if resume:
-            self._restore()
+            self._restore()  # the run's own weights: train.init_from was for its first start
         else:
+            transferred = None
+            if train.init_from:  # before the run directory is made: a refusal leaves nothing behind
+                transferred = load_init(train.init_from, self.nets, self.ema, self.objective.sample_net,
+                                        self.shape, config)
+                self.notes = transferred["lines"] + self.notes
             if distributed.is_main():
                 self._claim_run_dir()
+                if transferred is not None:
+                    save_report(self.run_dir, transferred, self.frozen)
             distributed.barrier()
             self.save_checkpoint()  # step 0: a run is resumable, and can roll back, from the start
 
@@ -186,6 +206,8 @@ class Trainer:
         base_elapsed, sums, reason = self.elapsed, {}, "steps done"
         if self.step:
             logger.event(f"resumed {self.run_dir} at step {self.step}")
+        for note in self.notes:
+            logger.event(note)
         if train.lr_schedule != "constant" and train.steps > self.schedule_steps:
             logger.event(f"train.lr_schedule={train.lr_schedule} decays over the {self.schedule_steps} "
                          f"steps this run was first started with; steps after {self.schedule_steps} "
@@ -240,6 +262,11 @@ class Trainer:
             self.save_grid(final=True)
         logger.event(f"stopped at step {self.step} ({reason}); run directory: {self.run_dir}")
         logger.close()
+        if distributed.is_main():  # why it stopped, for `ganforge runs` (written last: newer than the log)
+            atomic.write_json(self.run_dir / rundir.STATUS, {
+                "status": stop_status(reason), "stop_reason": reason, "step": self.step,
+                "steps": train.steps, "elapsed_s": round(self.elapsed, 3),
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
         return Run(self.run_dir, self.step, self.elapsed, reason)
 
     def _record(self, sums: dict, seconds: float) -> dict:
@@ -300,6 +327,7 @@ class Trainer:
                 continue
             for net_name, net in self.nets.items():
                 net.requires_grad_(net_name == phase.net or net_name in phase.graph_of)
+            self.frozen.hold()  # train.freeze: no phase trains a frozen parameter
             optimizer = self.optimizers[phase.net]
             for _ in range(phase.repeat):
                 if phase.fresh_batch or batch is None:
@@ -518,8 +546,9 @@ class Trainer:
         """--resume: check the run is compatible, then load its last checkpoint."""
         path = rundir.find_checkpoint(self.run_dir, "last")
         saved, now = checkpoint.read_meta(path)["config"], self.config.to_dict()
-        fixed = [f"data.{k}" for k in ("name", "name_b", "resolution", "channels", "degrade")] + \
-            [f"model.{k}" for k in now["model"]] + ["task"]
+        fixed = [f"data.{k}" for k in ("name", "name_b", "resolution", "channels", "degrade",
+                                           "classes", "limit")] + \
+            [f"model.{k}" for k in now["model"]] + ["task", "train.freeze"]
         for key in fixed:
             section, _, name = key.rpartition(".")
             was = saved[section].get(name) if section else saved.get(name, "generate")
