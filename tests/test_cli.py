@@ -105,6 +105,37 @@ def test_dry_run_prints_config_and_writes_nothing(tmp_path, monkeypatch, capsys)
     assert ganforge.make_config(printed).to_dict() == printed
 
 
+def test_the_options_users_look_for_set_their_keys(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--dry-run", "--loss", "hinge", "--conditional", "--augment", "translation,color",
+                 "--ada", "--ema", "0.99", "--lr-g", "0.0001", "--lr-d", "0.0004", "--eval-every", "50",
+                 "--grid", "16"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["objective"]["loss"] == "hinge" and printed["model"]["conditional"] is True
+    assert printed["objective"]["augment"] == "translation,color" and printed["objective"]["ada"] is True
+    assert printed["train"]["ema_decay"] == pytest.approx(0.99)
+    assert printed["train"]["lr_g"] == pytest.approx(1e-4) and printed["train"]["lr_d"] == pytest.approx(4e-4)
+    assert printed["log"]["eval_every"] == 50 and printed["log"]["grid_size"] == 16
+    # Without the flags, the preset's or config's values stand (a flag only ever sets true).
+    assert main(["train", "--dry-run", "--preset", "cgan-mnist"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["model"]["conditional"] is True
+    assert main(["train", "--dry-run", "--loss", "nope"]) == 2
+    assert "nope" in error_line(capsys, "train")
+
+
+def test_train_help_groups_its_options():
+    from ganforge.cli import build_parser
+
+    text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    for title in ("data and model:", "GAN objective:", "optimisation:", "transfer:", "logging:", "run and config:"):
+        assert title in text
+    gan = text.split("GAN objective:")[1].split("optimisation:")[0]
+    assert "--loss" in gan and "--ada" in gan and "--lr-g" not in gan
+    classify = build_parser()._subparsers._group_actions[0].choices["classify"]
+    classify_train = classify._subparsers._group_actions[0].choices["train"].format_help()
+    assert "--loss" not in classify_train and "--ema" not in classify_train and "--init-from" in classify_train
+
+
 def test_dry_run_set_beats_options_and_config_file(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "c.yaml").write_text("train:\n  steps: 5\n  seed: 9\n")

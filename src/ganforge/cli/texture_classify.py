@@ -34,7 +34,8 @@ def add_parser(commands, name: str) -> None:
                        help="folder with one sub-folder of images per texture class (or one image "
                             "per class); 'textures' for scikit-image's brick, grass and gravel, "
                             "'textures-8' for those and five more textured photos from its wheel")
-    add_training_options(train, DEFAULTS)
+    add_training_options(train, DEFAULTS, skip=("dataset", "data_dir"))
+    train.add_argument("--dataset", default=None, help=argparse.SUPPRESS)  # refused by name below
     evaluate = actions.add_parser("eval", help="CNN vs LBP baseline on the held-out crops",
                                   description="Evaluate a texture classifier on its data set's test "
                                               f"crops, fit the LBP baseline on its train crops, print "

@@ -5,7 +5,8 @@ import argparse
 
 from ..config import Config, dump_yaml
 
-# Option -> config key. Defaults shown in --help come from the config dataclasses.
+# Option -> config key. Defaults shown in --help come from the config dataclasses. A kind of
+# bool is a flag (--conditional sets the key to true).
 OPTIONS = {
     "task": ("task", str, "what to train: generate, inpaint, replace, super-resolve, denoise, "
                           "colorize, enhance, pix2pix, translate (ganforge tasks lists them)"),
@@ -17,6 +18,13 @@ OPTIONS = {
     "model": ("model.name", str, "architecture (ganforge models lists them)"),
     "resolution": ("data.resolution", int, "image size in pixels"),
     "channels": ("data.channels", int, "1 (gray) or 3 (RGB)"),
+    "conditional": ("model.conditional", bool, "class-conditional G and D (a labelled data set)"),
+    "loss": ("objective.loss", str, "GAN loss: ns, lsgan, wgan, wgan-gp, hinge"),
+    "d_steps": ("objective.d_steps", int, "GAN: discriminator updates per generator update"),
+    "augment": ("objective.augment", str, "DiffAugment policy for what D sees, e.g. "
+                                          "translation,color,cutout ('' off)"),
+    "ada": ("objective.ada", bool, "adapt the augmentation probability to D's overfitting (ADA; "
+                                   "with the --augment policy, or translation,color,cutout)"),
     "batch_size": ("train.batch_size", int, "images per batch"),
     "steps": ("train.steps", int, "optimiser steps in total (a resumed run counts on); with "
                                   "--time-budget and no --steps: until the budget is spent"),
@@ -24,18 +32,33 @@ OPTIONS = {
                                                 "(nor train.steps in the preset, config file or task) "
                                                 "the budget is the limit; a decaying "
                                                 "train.lr_schedule of yours then needs --steps"),
-    "lr": ("train.lr", float, "Adam learning rate"),
+    "lr": ("train.lr", float, "Adam learning rate of every network"),
+    "lr_g": ("train.lr_g", float, "G's learning rate (default: --lr)"),
+    "lr_d": ("train.lr_d", float, "D's learning rate (default: --lr)"),
+    "ema": ("train.ema_decay", float, "decay of the generator's weight average used for sampling (0: off)"),
     "seed": ("train.seed", int, "random seed"),
-    "d_steps": ("objective.d_steps", int, "GAN: discriminator updates per generator update"),
     "device": ("train.device", str, "auto, cpu, cuda, cuda:N, mps"),
     "precision": ("train.precision", str, "fp32, bf16, fp16 (CUDA) or auto"),
-    "eval_every": ("log.eval_every", int, "evaluate every N steps into metrics.jsonl, keep the best by FID (0: off)"),
     "init_from": ("train.init_from", str, "start from another run's weights: RUN or RUN:CHECKPOINT "
                                           "(networks and EMA; fresh optimisers, step 0; reported in "
                                           "RUN_DIR/init_from.json); not with --resume"),
     "freeze": ("train.freeze", str, "keep parts fixed, comma-separated: NET:N (NET's first N blocks "
                                     "from the input, FreezeD: D:2) or NET.PATH (e.g. G.mapping)"),
+    "eval_every": ("log.eval_every", int, "evaluate every N steps into metrics.jsonl, keep the best by FID (0: off)"),
+    "grid": ("log.grid_size", int, "images in each sample grid"),
 }
+# How `--help` groups them. Commands that train a classifier (they pass `defaults`) leave out the
+# GAN objective's options and those only a generator or an editor has.
+GROUPS = {
+    "data and model": ("task", "dataset", "dataset_b", "degrade", "data_dir", "model", "resolution",
+                       "channels", "conditional"),
+    "GAN objective": ("loss", "d_steps", "augment", "ada"),
+    "optimisation": ("batch_size", "steps", "time_budget", "lr", "lr_g", "lr_d", "ema", "seed",
+                     "device", "precision"),
+    "transfer": ("init_from", "freeze"),
+    "logging": ("eval_every", "grid"),
+}
+GENERATION_ONLY = {"task", "dataset_b", "degrade", "conditional", "scale", "lr_g", "lr_d", "ema", "grid"}
 
 
 def _default(key: str, defaults: dict):
@@ -52,31 +75,42 @@ def _default(key: str, defaults: dict):
     return getattr(getattr(Config(), section), name)
 
 
-def add_training_options(parser: argparse.ArgumentParser, defaults: dict) -> None:
-    """The options shared by every command that trains (train, classify train)."""
-    for option, (key, kind, text) in OPTIONS.items():
-        if key == "objective.d_steps" and defaults:
-            continue
-        parser.add_argument(f"--{option.replace('_', '-')}", type=kind, default=None,
-                            help=f"{text} [{key}; default: {_default(key, defaults)}]")
-    parser.add_argument("--scale", type=int, default=None, choices=(2, 3, 4),
-                        help="super-resolve: the upscaling factor [sets data.degrade=downscale:N "
-                             "and, unless --resolution is given, data.resolution=32*N]")
-    parser.add_argument("--out", default=None,
-                        help="run directory [default: runs/<time>-<model>-<dataset>]")
-    parser.add_argument("--resume", metavar="RUN_DIR", default=None,
-                        help="continue the run in RUN_DIR from its last checkpoint")
-    parser.add_argument("--preset", metavar="NAME", default=None,
-                        help="start from a named preset (ganforge presets lists them); "
-                             "--config, the options and --set override it")
-    parser.add_argument("--config", metavar="FILE.yaml", default=None,
-                        help="YAML config file (sections: data, model, objective, train, log)")
-    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                        help="override any config key, e.g. --set log.sample_every=100 "
-                             "--set model.g_width=32 (repeatable)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the resolved config and exit without training")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+def add_training_options(parser: argparse.ArgumentParser, defaults: dict, skip: tuple = ()) -> None:
+    """The options shared by every command that trains (train, classify train), in groups;
+    `skip` leaves out options a command sets itself."""
+    for title, names in GROUPS.items():
+        group = parser.add_argument_group(title)
+        for option in names:
+            key, kind, text = OPTIONS[option]
+            if option in skip or (defaults and (key.startswith("objective.") or option in GENERATION_ONLY)):
+                continue
+            flag = f"--{option.replace('_', '-')}"
+            if kind is bool:
+                group.add_argument(flag, action="store_true", default=None,
+                                   help=f"{text} [{key}=true; default: {_default(key, defaults)}]")
+            else:
+                group.add_argument(flag, type=kind, default=None,
+                                   help=f"{text} [{key}; default: {_default(key, defaults)}]")
+        if title == "data and model" and not defaults:
+            group.add_argument("--scale", type=int, default=None, choices=(2, 3, 4),
+                               help="super-resolve: the upscaling factor [sets data.degrade=downscale:N "
+                                    "and, unless --resolution is given, data.resolution=32*N]")
+    run = parser.add_argument_group("run and config")
+    run.add_argument("--out", default=None,
+                     help="run directory [default: runs/<time>-<model>-<dataset>]")
+    run.add_argument("--resume", metavar="RUN_DIR", default=None,
+                     help="continue the run in RUN_DIR from its last checkpoint")
+    run.add_argument("--preset", metavar="NAME", default=None,
+                     help="start from a named preset (ganforge presets lists them); "
+                          "--config, the options and --set override it")
+    run.add_argument("--config", metavar="FILE.yaml", default=None,
+                     help="YAML config file (sections: data, model, objective, train, log)")
+    run.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                     help="override any config key, e.g. --set log.sample_every=100 "
+                          "--set model.g_width=32 (repeatable)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the resolved config and exit without training")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def add_parser(commands, name: str) -> None:
