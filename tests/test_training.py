@@ -1,5 +1,7 @@
 """The training loop: exact resume, checkpoint format and atomicity, EMA, stopping."""
+import io
 import json
+import sys
 
 import pytest
 import torch
@@ -126,3 +128,32 @@ def test_losses_move_and_samples_are_finite(tmp_path):
     images = run.load().sample(8, seed=3)
     assert images.shape == (8, 16, 16, 1) and images.dtype.name == "uint8"
     assert images.std() > 0
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_budget_bound_run_shows_a_bar_over_its_seconds(tmp_path, monkeypatch):
+    """No step total to estimate from: the bar counts the budget's seconds and says how
+    long is left; a run with a step total counts steps."""
+    from ganforge.config import LogConfig
+    from ganforge.training.logger import Logger
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    logger = Logger(tmp_path, LogConfig(tensorboard="no"), 10**12, 0, budget_s=60)
+    logger.advance(seconds=15.0)
+    logger.advance(seconds=30.0)
+    assert logger.bar.n == 30 and logger.bar.total == 60
+    logger.bar.refresh()
+    assert "step 2" in terminal.getvalue() and "/60 s" in terminal.getvalue()
+    logger.advance(seconds=75.0)                      # the last step may run past the budget
+    assert logger.bar.n == 60
+    logger.close()
+    (tmp_path / "b").mkdir()
+    counted = Logger(tmp_path / "b", LogConfig(tensorboard="no"), 100, 10, budget_s=60)
+    counted.advance(seconds=1.0)
+    assert counted.bar.n == 11 and counted.bar.total == 100
+    counted.close()

@@ -12,8 +12,9 @@ require_torch()  # one clear line on a PyTorch older than ganforge needs
 from .api import check_config, make_config, train  # noqa: E402
 from .config import Config  # noqa: E402
 from .errors import CheckpointError, ConfigError, DataError, GanforgeError  # noqa: E402
+from .export import export_onnx  # noqa: E402
 from .inference import TrainedGenerator, load  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["CheckpointError", "Config", "ConfigError", "DataError", "GanforgeError",
-           "TrainedGenerator", "check_config", "load", "make_config", "train"]
+           "TrainedGenerator", "check_config", "export_onnx", "load", "make_config", "train"]

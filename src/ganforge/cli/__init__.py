@@ -5,14 +5,14 @@ import argparse
 import sys
 
 from ..errors import GanforgeError
-from . import (bench, classify, directions, edit, edit_latent, evaluate, interpolate, models, presets,
+from . import (bench, classify, directions, edit, edit_latent, evaluate, export, interpolate, models, presets,
                project, reconstruct, report, runs, sample, serve, tasks, texture, train, translate)
 
 COMMANDS = {"train": train, "sample": sample, "edit": edit, "evaluate": evaluate,
             "reconstruct": reconstruct, "classify": classify, "bench": bench, "models": models,
             "tasks": tasks, "presets": presets, "interpolate": interpolate, "project": project,
             "directions": directions, "edit-latent": edit_latent, "translate": translate,
-            "texture": texture, "serve": serve, "report": report, "runs": runs}
+            "texture": texture, "serve": serve, "export": export, "report": report, "runs": runs}
 
 
 def build_parser() -> argparse.ArgumentParser:

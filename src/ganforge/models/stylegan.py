@@ -158,7 +158,9 @@ class SynthesisLayer(nn.Module):
     """Modulated 3x3 conv (optionally after 2x upsampling), noise, bias, LeakyReLU x sqrt(2).
 
     Noise: fresh N(0, 1) per pixel and sample in training mode; in eval mode a fixed map
-    drawn at construction (a buffer, saved with the weights), so sampling is deterministic."""
+    drawn at construction (a buffer, saved with the weights), so sampling is deterministic.
+    An explicit `noise` map (N or 1 x 1 x r x r) replaces both, so an exported graph can take
+    the noise as an input instead of drawing it."""
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool = False):
         super().__init__()
@@ -167,9 +169,11 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.register_buffer("noise_const", torch.randn(1, 1, resolution, resolution))
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         x = self.conv(x, w)
-        if self.training:
+        if noise is not None:
+            noise = noise.to(x.dtype)
+        elif self.training:
             noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
         else:
             noise = self.noise_const.to(x.dtype)
@@ -201,13 +205,15 @@ class SynthesisBlock(nn.Module):
         self.torgb = ToRGB(out_channels, channels, w_dim)
         self.num_conv = 2 if self.conv0 is not None else 1
 
-    def forward(self, x, img, ws):
-        """`ws` (N, num_conv + 1, w_dim): one w per conv and one for toRGB."""
+    def forward(self, x, img, ws, noise=None):
+        """`ws` (N, num_conv + 1, w_dim): one w per conv and one for toRGB; `noise`: None or
+        one map per conv."""
+        noise = noise or [None] * self.num_conv
         i = 0
         if self.conv0 is not None:
-            x = self.conv0(x, ws[:, 0])
+            x = self.conv0(x, ws[:, 0], noise[0])
             i = 1
-        x = self.conv1(x, ws[:, i])
+        x = self.conv1(x, ws[:, i], noise[i])
         y = self.torgb(x, ws[:, i + 1])
         img = y if img is None else _upsample(img) + y
         return x, img
@@ -217,7 +223,9 @@ class SynthesisNetwork(nn.Module):
     """ws (N, num_ws, w_dim) -> image logits (N, channels, R, R), before tanh.
 
     Layer i takes ws[:, i]; each toRGB shares its w with the next block's first conv, so
-    num_ws = 2 log2(R) - 2, and ws[:, :k] with small k are the coarse styles."""
+    num_ws = 2 log2(R) - 2, and ws[:, :k] with small k are the coarse styles. `noise`, when
+    given, holds one map per conv layer (num_ws - 1 of them, coarsest first, shapes from
+    `noise_shapes`) in place of the layers' own noise."""
 
     def __init__(self, args: StyleGANArgs, shape: DataShape):
         super().__init__()
@@ -231,7 +239,14 @@ class SynthesisNetwork(nn.Module):
         self.w_dim = args.w_dim
         self.num_ws = sum(b.num_conv for b in self.blocks) + 1
 
-    def forward(self, ws: torch.Tensor) -> torch.Tensor:
+    def noise_shapes(self) -> list[tuple[int, int, int]]:
+        """(1, r, r) of each conv layer's noise map, in the order `forward` takes them."""
+        return [tuple(layer.noise_const.shape[1:]) for block in self.blocks
+                for layer in (block.conv0, block.conv1) if layer is not None]
+
+    def forward(self, ws: torch.Tensor, noise: list[torch.Tensor] | None = None) -> torch.Tensor:
+        if noise is not None and len(noise) != self.num_ws - 1:
+            raise ValueError(f"noise must hold {self.num_ws - 1} maps (one per conv layer), got {len(noise)}")
         if ws.dim() == 2:
             ws = ws[:, None].expand(-1, self.num_ws, -1)
         if ws.shape[1:] != (self.num_ws, self.w_dim):
@@ -239,7 +254,8 @@ class SynthesisNetwork(nn.Module):
         x = self.const[None].expand(ws.shape[0], -1, -1, -1).to(ws.dtype)
         img, i = None, 0
         for block in self.blocks:
-            x, img = block(x, img, ws[:, i:i + block.num_conv + 1])
+            x, img = block(x, img, ws[:, i:i + block.num_conv + 1],
+                           None if noise is None else noise[i:i + block.num_conv])
             i += block.num_conv
         return img
 
@@ -261,8 +277,8 @@ class MappingNetwork(nn.Module):
         self.w_avg_beta = args.w_avg_beta
         self.register_buffer("w_avg", torch.zeros(args.w_dim))
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, truncation: float = 1.0,
-                update_w_avg: bool = True) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None,
+                truncation: float | torch.Tensor = 1.0, update_w_avg: bool = True) -> torch.Tensor:
         x = self.norm(z.flatten(1))
         if self.embed is not None:
             if labels is None:
@@ -273,18 +289,20 @@ class MappingNetwork(nn.Module):
         if self.training and update_w_avg:
             with torch.no_grad():
                 self.w_avg.copy_(x.detach().float().mean(0).lerp(self.w_avg, self.w_avg_beta))
-        if truncation != 1:
+        if isinstance(truncation, torch.Tensor) or truncation != 1:  # a tensor: an exported graph's input
             x = self.w_avg.to(x.dtype).lerp(x, truncation)
         return x
 
 
 class Generator(nn.Module):
-    """G(z, labels=None, truncation=1.0) -> images in [-1, 1].
+    """G(z, labels=None, truncation=1.0, noise=None) -> images in [-1, 1].
 
     `mapping(z, labels)` gives w (N, w_dim); `synthesis(ws)` renders ws (N, num_ws, w_dim)
     (layer 0 coarsest), for style mixing and editing. In training mode, with probability
     `style_mixing` per batch, the layers from a random crossover index on take the w of a
-    second z. Truncation moves w towards `w_avg`: w_avg + psi (w - w_avg)."""
+    second z. Truncation moves w towards `w_avg`: w_avg + psi (w - w_avg). `noise`: None (the
+    layers' own: fresh in training, fixed in eval) or one map per conv layer (see
+    `SynthesisNetwork.forward`)."""
 
     supports_truncation = True
 
@@ -302,14 +320,14 @@ class Generator(nn.Module):
         return self.mapping.w_avg
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None,
-                truncation: float = 1.0) -> torch.Tensor:
+                truncation: float | torch.Tensor = 1.0, noise: list[torch.Tensor] | None = None) -> torch.Tensor:
         w = self.mapping(z, labels, truncation)
         ws = w[:, None].repeat(1, self.num_ws, 1)
         if self.training and self.style_mixing > 0 and torch.rand(()).item() < self.style_mixing:
             cutoff = int(torch.randint(1, self.num_ws, ()))
             w2 = self.mapping(torch.randn_like(z), labels, truncation, update_w_avg=False)
             ws[:, cutoff:] = w2[:, None]
-        return torch.tanh(self.synthesis(ws))
+        return torch.tanh(self.synthesis(ws, noise))
 
 
 # The discriminator.

@@ -11,8 +11,10 @@ from ..errors import ConfigError
 
 class Logger:
     def __init__(self, run_dir: Path, config: LogConfig, total_steps: int, start_step: int,
-                 enabled: bool = True):
-        """`enabled` is false on all but one process of a distributed run: they log nothing."""
+                 enabled: bool = True, budget_s: float | None = None):
+        """`enabled` is false on all but one process of a distributed run: they log nothing.
+        A run bound by its time budget alone (`budget_s`, no step total) gets a bar over the
+        budget's seconds, so it still shows how long is left."""
         self.enabled = enabled
         self.file = self.tb = self.bar = None
         self.console = False
@@ -24,11 +26,18 @@ class Logger:
         self.tb = self._tensorboard(run_dir / "tb", config.tensorboard)
         self.bar = None
         self.console = config.progress
+        # A budget-bound run (train.steps = resolve.BUDGET_STEPS) has no step total to show.
+        self.by_time = total_steps >= 10**12 and budget_s is not None
+        self.step = start_step
         if config.progress and sys.stderr.isatty():
             from tqdm import tqdm
-            # A budget-bound run (train.steps = resolve.BUDGET_STEPS) has no step total to show.
-            total = None if total_steps >= 10**12 else total_steps
-            self.bar = tqdm(total=total, initial=start_step, unit="step", dynamic_ncols=True)
+            if self.by_time:
+                self.bar = tqdm(total=round(budget_s), unit="s", dynamic_ncols=True,
+                                desc=f"step {start_step}",
+                                bar_format="{desc} |{bar}| {n:.0f}/{total:.0f} s [{remaining} left{postfix}]")
+            else:
+                total = None if total_steps >= 10**12 else total_steps
+                self.bar = tqdm(total=total, initial=start_step, unit="step", dynamic_ncols=True)
 
     def _truncate_after(self, step: int) -> None:
         """On resume, drop lines the crashed run wrote after its last checkpoint."""
@@ -80,8 +89,16 @@ class Logger:
         elif self.console:
             print(message, flush=True)
 
-    def advance(self, steps: int = 1) -> None:
-        if self.bar is not None:
+    def advance(self, steps: int = 1, seconds: float | None = None) -> None:
+        """`steps` more done; `seconds` spent of this session's budget (the bar of a run
+        bound by its budget moves with time)."""
+        self.step += steps
+        if self.bar is None:
+            return
+        if self.by_time and seconds is not None:
+            self.bar.set_description_str(f"step {self.step}", refresh=False)
+            self.bar.update(min(seconds, self.bar.total) - self.bar.n)
+        elif not self.by_time:
             self.bar.update(steps)
 
     def close(self) -> None:

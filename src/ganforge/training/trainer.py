@@ -199,7 +199,8 @@ class Trainer:
     # The loop.
     def run(self) -> Run:
         train, log = self.config.train, self.config.log
-        logger = Logger(self.run_dir, log, train.steps, self.step, enabled=distributed.is_main())
+        logger = Logger(self.run_dir, log, train.steps, self.step, enabled=distributed.is_main(),
+                        budget_s=train.time_budget)
         stop = _StopFlag()
         start, last_log_time, last_log_step = time.perf_counter(), time.perf_counter(), self.step
         self._counts, self._counted_since = {}, self.step
@@ -216,7 +217,7 @@ class Trainer:
             while self.step < train.steps:
                 self._train_step(sums)
                 self.step += 1
-                logger.advance()
+                logger.advance(seconds=time.perf_counter() - start)
                 self.elapsed = base_elapsed + time.perf_counter() - start
                 if train.time_budget is not None and time.perf_counter() - start >= train.time_budget:
                     reason = f"time budget of {train.time_budget:g} s spent"
