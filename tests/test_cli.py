@@ -80,6 +80,15 @@ def test_help_in_a_subprocess():
         assert f"{flag} " in text
 
 
+def test_a_closed_pipe_ends_quietly():
+    """`ganforge models | head -1`: the reader leaves early; no traceback, the shell's 141."""
+    process = subprocess.Popen([sys.executable, "-m", "ganforge", "models"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()                       # no reader: the first write fails with EPIPE
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141 and "Traceback" not in stderr, stderr
+
+
 def test_no_command_prints_help_and_fails(capsys):
     assert main([]) == 2
     assert "train" in capsys.readouterr().out
