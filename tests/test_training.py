@@ -157,3 +157,14 @@ def test_a_budget_bound_run_shows_a_bar_over_its_seconds(tmp_path, monkeypatch):
     counted.advance(seconds=1.0)
     assert counted.bar.n == 11 and counted.bar.total == 100
     counted.close()
+
+
+def test_a_silent_rank_logger_advances_too(tmp_path):
+    """Every rank but one logs nothing; it still counts steps without a bar or a file."""
+    from ganforge.config import LogConfig
+    from ganforge.training.logger import Logger
+
+    logger = Logger(tmp_path, LogConfig(tensorboard="no"), 10**12, 3, enabled=False, budget_s=60)
+    logger.advance(seconds=1.0)
+    assert logger.step == 4 and logger.bar is None and not (tmp_path / "metrics.jsonl").exists()
+    logger.close()

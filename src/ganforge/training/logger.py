@@ -18,6 +18,9 @@ class Logger:
         self.enabled = enabled
         self.file = self.tb = self.bar = None
         self.console = False
+        # A budget-bound run (train.steps = resolve.BUDGET_STEPS) has no step total to show.
+        self.by_time = total_steps >= 10**12 and budget_s is not None
+        self.step = start_step
         if not enabled:
             return
         self.path = run_dir / "metrics.jsonl"
@@ -26,9 +29,6 @@ class Logger:
         self.tb = self._tensorboard(run_dir / "tb", config.tensorboard)
         self.bar = None
         self.console = config.progress
-        # A budget-bound run (train.steps = resolve.BUDGET_STEPS) has no step total to show.
-        self.by_time = total_steps >= 10**12 and budget_s is not None
-        self.step = start_step
         if config.progress and sys.stderr.isatty():
             from tqdm import tqdm
             if self.by_time:
