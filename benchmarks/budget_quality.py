@@ -38,7 +38,7 @@ RECIPES = {
     "default": [],
     "conditional": ["--preset", "cgan-mnist"],
 }
-COLUMNS = ["fid", "kid", "precision", "recall", "coverage", "diversity_min", "class_entropy", "cas"]
+COLUMNS = ["fid", "kid", "precision", "recall", "coverage", "diversity_min", "class_entropy", "sample_accuracy", "cas"]
 
 
 def parse_args() -> argparse.Namespace:

@@ -28,7 +28,7 @@ ROWS = [
     ("conditional ns + DiffAugment (translation, cutout)", ["--set", "model.conditional=true", "--set",
                                                            "objective.augment=translation,cutout"]),
 ]
-COLUMNS = ["fid", "kid", "precision", "recall", "coverage", "classes_present", "cas"]
+COLUMNS = ["fid", "kid", "precision", "recall", "coverage", "classes_present", "sample_accuracy"]
 
 if __name__ == "__main__":
     run_rows(ROWS, parse_args(__doc__, 60.0, "runs/loss-table"), COLUMNS)

@@ -144,7 +144,10 @@ def test_floor_is_far_below_a_barely_trained_model(report):
 def test_same_seed_same_numbers_other_seed_differs(gan_run, classifier, tmp_path):
     run = copy_run(gan_run, tmp_path)
     first = evaluate_run(run, classifier=classifier, seed=3, quiet=True)
-    again = evaluate_run(run, classifier=classifier, seed=3, quiet=True)
+    calls = []
+    again = evaluate_run(run, classifier=classifier, seed=3, quiet=True,
+                         progress=lambda done, n: calls.append((done, n)))
+    assert calls and calls[-1][0] == calls[-1][1] == first["setup"]["n_samples"]  # a bar for the sampling
     other = evaluate_run(run, classifier=classifier, seed=4, quiet=True)
     assert first["model"] == again["model"] and first["floor"] == again["floor"]
     assert first["setup"]["seed"] == 3 and other["setup"]["seed"] == 4
@@ -208,9 +211,9 @@ def test_conditional_generator_gets_class_accuracy(classifier):
     # real class prior asks (about 10 times in 100).
     right = [int(extractor.classifier.predict(heldout.images[i:i + 1])[0]) == c for c, i in first.items()]
     counts = torch.bincount(evaluator.sample_labels(10), minlength=10)
-    assert scores["cas"] == pytest.approx(sum(int(k) * r for k, r in zip(counts, right)) / 100)
+    assert scores["sample_accuracy"] == pytest.approx(sum(int(k) * r for k, r in zip(counts, right)) / 100)
     assert scores["per_class_accuracy"] == [float(r) for r in right]
-    assert "cas" in evaluator.floor and 0.5 < evaluator.floor["cas"] <= 1.0
+    assert "sample_accuracy" in evaluator.floor and 0.5 < evaluator.floor["sample_accuracy"] <= 1.0
 
 
 def test_evaluate_a_vae_run(classifier, tmp_path):
@@ -399,3 +402,18 @@ def test_per_class_coverage_tells_a_varied_class_from_a_single_image(classifier)
     assert len(varied) == len(single) == 10
     assert min(varied) > 0.2
     assert max(single) < min(varied)
+
+
+def test_a_class_subset_gets_a_feature_classifier_of_its_own():
+    """data.classes renumbers the classes 0..k-1: a classifier of all ten would score the
+    samples of a 5-9 run against the wrong names."""
+    from ganforge.config import DataConfig
+    from ganforge.evaluate import classifier_slug
+
+    every = DataConfig(name="mnist", resolution=28)
+    upper = DataConfig(name="mnist", resolution=28, classes=[5, 6, 7, 8, 9])
+    assert classifier_slug(every, False) != classifier_slug(upper, False)
+    assert classifier_slug(upper, False) == classifier_slug(DataConfig(name="mnist", resolution=28,
+                                                                       classes=[5, 6, 7, 8, 9]), False)
+    assert classifier_slug(upper, False) != classifier_slug(DataConfig(name="mnist", resolution=28,
+                                                                       classes=[9, 8, 7, 6, 5]), False)

@@ -17,6 +17,13 @@ the report's `setup`:
 - a conditional model is sampled with labels in the reference set's class proportions.
 Mode collapse is flagged whatever the FID (`collapse_warnings`), and `memorization_audit`
 tells samples that copy training images from samples that merely look real.
+
+Conditional models also get the Classification Accuracy Score (`cas`, Ravuri & Vinyals
+2019: train on synthetic, test on real): a classifier of the feature classifier's recipe
+trained on samples alone, tested on the held-out real images, beside the real-data
+classifier's accuracy on the same images (`classification_accuracy_score`).
+`sample_accuracy` is the other direction (Shmelkov et al.'s GAN-test): the real-data
+classifier's accuracy on samples of the requested classes.
 """
 from __future__ import annotations
 
@@ -24,8 +31,9 @@ import functools
 import hashlib
 import json
 import os
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +62,8 @@ LABELS_NOTE = ("in the reference images' class proportions (largest-remainder co
 REFERENCE_SUFFIX = ".reference.npz"  # the reference part a cached feature classifier learns from
 # Metrics where a larger value is better; for the rest smaller is better.
 HIGHER_IS_BETTER = {"is", "precision", "recall", "density", "coverage", "classes_present",
-                    "class_entropy", "cas", "diversity_ratio", "diversity_min", "diversity_mean"}
+                    "class_entropy", "cas", "sample_accuracy", "diversity_ratio", "diversity_min", "diversity_mean"}
+CAS_KEY = "cas"            # the Classification Accuracy Score: train on synthetic, test on real
 
 
 # Feature extractors.
@@ -108,6 +117,19 @@ def canonical_name(name: str) -> str:
     return f"{kind}:{Path(arg).resolve()}"
 
 
+def classifier_slug(data: DataConfig, own_split: bool) -> str:
+    """The cache folder name of a data set's feature classifier: one per data set (paths made
+    absolute), data folder, resolution, channel count, split and class subset (data.classes
+    renumbers the classes, so a subset needs a classifier of its own)."""
+    kind, _ = parse_name(data.name)
+    where = str(Path(data.data_dir).resolve()) if data.data_dir else ""
+    classes = [] if data.classes is None else [["classes", list(data.classes)]]
+    key = [canonical_name(data.name), where, data.resolution, data.channels] + \
+        (["reference part"] if own_split else []) + classes
+    digest = hashlib.sha1(json.dumps(key).encode()).hexdigest()[:10]
+    return f"{kind}-{data.resolution}px-{data.channels}ch-{digest}"
+
+
 def feature_classifier(data: DataConfig, quiet: bool = False) -> Path:
     """The cached classifier run for this data set, resolution and channel count; trained
     with `ganforge classify train` defaults the first time it is asked for, always in fp32:
@@ -117,13 +139,8 @@ def feature_classifier(data: DataConfig, quiet: bool = False) -> Path:
     split, the fixed reference part of `load_splits` (written to an npz file beside the run
     while it trains), so the held-out images of the floor are as new to it as samples are.
     """
-    kind, _ = parse_name(data.name)
-    source = canonical_name(data.name)
-    where = str(Path(data.data_dir).resolve()) if data.data_dir else ""
     own_split = not has_test_split(data)
-    key = [source, where, data.resolution, data.channels] + (["reference part"] if own_split else [])
-    key = json.dumps(key)
-    slug = f"{kind}-{data.resolution}px-{data.channels}ch-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+    slug = classifier_slug(data, own_split)
     run_dir = cache_dir() / "classifiers" / slug
     last = rundir.checkpoint_path(run_dir, "last")
     if last.is_file():
@@ -148,6 +165,7 @@ def feature_classifier(data: DataConfig, quiet: bool = False) -> Path:
         name, data_dir = (f"npz:{reference_file}", None) if own_split else (data.name, data.data_dir)
         overrides = {**CLASSIFY_DEFAULTS, "data.name": name, "data.data_dir": data_dir,
                      "data.resolution": data.resolution, "data.channels": data.channels,
+                     "data.classes": None if own_split else data.classes,
                      "train.precision": "fp32", "out": str(run_dir), "log.progress": False}
         if run_dir.exists():  # a directory without a checkpoint: start it again
             import shutil
@@ -345,7 +363,7 @@ class Evaluator:
         self.real_labels = None if reference.labels is None else reference.labels.cpu()
         self.real_spread = metrics.mean_pairwise_distance(self.real_feats)
         self.class_spread = self._class_spreads()
-        self._heldout = splits.heldout
+        self.heldout = splits.heldout
         self.setup = {"extractor": extractor.name, "n_samples": self.n, "n_real": len(reference),
                       "n_heldout": len(splits.heldout), "heldout": splits.how, "seed": seed,
                       "data_set": data.name,
@@ -357,13 +375,13 @@ class Evaluator:
     def floor(self) -> dict:
         """The held-out real images scored as if they were samples: what a perfect generator
         gets. Computed on first use (training's periodic evaluation never needs it)."""
-        heldout = self._heldout
+        heldout = self.heldout
         held_feats, held_probs = self.extractor.features_and_probs(heldout.images)
         floor = self._scores(held_feats, held_probs)
         if heldout.labels is not None and self.real_labels is not None:
             floor.update(self._per_class(held_feats, heldout.labels.cpu(), len(self.class_names)))
         if self.extractor.num_classes and heldout.labels is not None:
-            floor["cas"] = float((held_probs.argmax(1) == heldout.labels.cpu()).float().mean())
+            floor["sample_accuracy"] = float((held_probs.argmax(1) == heldout.labels.cpu()).float().mean())
         return floor
 
     def _class_spreads(self) -> list:
@@ -443,27 +461,27 @@ class Evaluator:
         return getattr(net, "num_classes", 0) > 0 and bool(self.extractor.num_classes)
 
     @torch.no_grad()
-    def sample(self, net: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def sample(self, net: torch.nn.Module, progress=None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """`n` uint8 samples of `net` drawn with the evaluator's seed, and their labels
-        (`sample_labels`) when `net` is conditional."""
+        (`sample_labels`) when `net` is conditional; `progress(done, n)` after each batch."""
         was_training = net.training
         net.eval()
         labels = self.sample_labels(net.num_classes) if self.conditional(net) else None
         try:
-            images = generate(net, self.n, self.seed, labels)
+            images = generate(net, self.n, self.seed, labels, progress=progress)
         finally:
             net.train(was_training)
         return images, labels
 
     def score_samples(self, images: torch.Tensor, labels: torch.Tensor | None = None,
                       num_classes: int = 0) -> dict:
-        """Scores of samples; with their requested labels, also classification accuracy (CAS)
-        and the per-class numbers of `_per_class`."""
+        """Scores of samples; with their requested labels, also the feature classifier's
+        accuracy on them (`sample_accuracy`) and the per-class numbers of `_per_class`."""
         feats, probs = self.extractor.features_and_probs(images)
         scores = self._scores(feats, probs)
         if labels is not None:
             predicted = probs.argmax(1)
-            scores["cas"] = float((predicted == labels).float().mean())
+            scores["sample_accuracy"] = float((predicted == labels).float().mean())
             scores["per_class_accuracy"] = [float((predicted[labels == c] == c).float().mean())
                                             if (labels == c).any() else None for c in range(num_classes)]
             scores.update(self._per_class(feats, labels, num_classes))
@@ -544,10 +562,71 @@ def memorization_audit(data: DataConfig, extractor, images: torch.Tensor,
     return audit
 
 
+# The Classification Accuracy Score.
+def classification_accuracy_score(run_dir: str | Path, checkpoint_name: str, data: DataConfig,
+                                  heldout: ImageSet, recipe: str | Path, seed: int = 0,
+                                  device: str = "cpu", quiet: bool = False) -> dict | None:
+    """Classification Accuracy Score (Ravuri & Vinyals 2019): how well a classifier trained on
+    a conditional generator's samples alone classifies real held-out images; beside it, the
+    accuracy of the same recipe trained on real images.
+
+    The recipe is the classifier run `recipe` (the evaluation's feature classifier, trained on
+    the reference images): its model, objective options and train section, with the generator's
+    data set and `objective.synthetic_only`: every batch is fresh samples of the frozen EMA
+    generator (`ganforge classify train --synthetic RUN --synthetic-only`), labels in the real
+    class proportions, `seed` as train.seed. It trains in a temporary directory, deleted after.
+
+    Args:
+        run_dir: the conditional generator's run; checkpoint_name: which of its checkpoints.
+        data: the generator's data set; heldout: the labelled real images to test on.
+        recipe: the real-data classifier run whose recipe and accuracy are used.
+
+    Returns {"cas": ..., "real": ..., "how": ...}, or None when the recipe classifier's
+    classes are not the generator's (its accuracy would not be comparable).
+
+    Example:
+        >>> splits = load_splits(run.config.data)
+        >>> classification_accuracy_score("runs/cgan", "last", run.config.data, splits.heldout,
+        ...                               feature_classifier(run.config.data))["cas"]
+    """
+    from .resolve import make_config
+    from .training import Trainer
+
+    real = load_classifier(recipe, device=device)
+    generator_meta = checkpoint.read_meta(rundir.find_checkpoint(run_dir, checkpoint_name))
+    if list(real.class_names) != list(generator_meta.get("class_names", [])):
+        return None
+    labels = heldout.labels.cpu()
+    real_accuracy = float((real.predict(heldout.images) == labels).float().mean())
+    config = real.meta["config"]
+    raw = {"model": config["model"], "objective": config["objective"], "train": config["train"],
+           "health": config.get("health", {}), "data": asdict(data)}
+    overrides = {"objective.synthetic": str(Path(run_dir).resolve()),
+                 "objective.synthetic_checkpoint": checkpoint_name, "objective.synthetic_only": True,
+                 "objective.synthetic_labels": "prior", "objective.augment_with": "",
+                 "train.seed": seed, "train.device": device,
+                 "log.progress": False, "log.tensorboard": "no", "log.eval_every": 0}
+    resolved = make_config(raw, overrides=overrides)
+    if not quiet:
+        print(f"training a classifier on samples only for the classification accuracy score "
+              f"({resolved.train.steps} steps of {resolved.model.name})", flush=True)
+    with tempfile.TemporaryDirectory(prefix="ganforge-cas-") as folder:
+        resolved.out = str(Path(folder) / "cas")
+        Trainer(resolved).run()
+        trained = load_classifier(resolved.out, device=device)
+        cas = float((trained.predict(heldout.images) == labels).float().mean())
+    how = (f"a {resolved.model.name} classifier of the real-data classifier's recipe "
+           f"({resolved.train.steps} steps, batch {resolved.train.batch_size}, train.seed {seed}) "
+           f"trained on fresh samples only (labels in the real class proportions), tested on the "
+           f"{len(labels)} held-out real images; floor: the real-data classifier ({recipe}) on them")
+    return {"cas": cas, "real": real_accuracy, "how": how}
+
+
 # Reports.
 def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, checkpoint: str = "last",
                  classifier: str | Path | None = None, inception_weights: str | Path | None = None,
-                 device: str = "cpu", quiet: bool = False, memorization: bool = False) -> dict:
+                 device: str = "cpu", quiet: bool = False, memorization: bool = False,
+                 cas: bool = True, progress=None) -> dict:
     """Evaluate a run's generator and write RUN/eval.json.
 
     Args:
@@ -559,6 +638,9 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
         inception_weights: a local Inception-v3 weights file (uses Inception pool3 features).
         memorization: also run `memorization_audit` (report["memorization"]) and write
             RUN/memorization.png.
+        cas: for a conditional model, also train a classifier on its samples for the
+            Classification Accuracy Score (`cas`, `classification_accuracy_score`).
+        progress: called as progress(done, n) while the samples are drawn.
 
     Example:
         >>> report = evaluate_run("runs/demo")
@@ -571,12 +653,23 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
     data = model.config.data
     extractor = build_extractor(data, classifier, inception_weights, device, quiet)
     evaluator = Evaluator(data, extractor, n, seed)
-    images, labels = evaluator.sample(model.net)
+    images, labels = evaluator.sample(model.net, progress)
     scores = evaluator.score_samples(images, labels, getattr(model.net, "num_classes", 0))
-    report = {"model": scores, "floor": evaluator.floor,
+    floor = dict(evaluator.floor)
+    report = {"model": scores, "floor": floor,
               "setup": {**evaluator.setup, "checkpoint": checkpoint, "step": model.step,
                         "run": str(run_dir), "time": time.strftime("%Y-%m-%dT%H:%M:%S")},
               "warnings": evaluator.warnings(scores)}
+    if cas and labels is not None:
+        recipe = getattr(extractor, "run_dir", None) or feature_classifier(data, quiet)
+        result = classification_accuracy_score(run_dir, checkpoint, data, evaluator.heldout, recipe,
+                                               seed, device, quiet)
+        if result is None:
+            report["setup"][CAS_KEY] = (f"not measured: the classifier {recipe} knows other classes "
+                                        f"than the generator")
+        else:
+            scores[CAS_KEY], floor[CAS_KEY] = result["cas"], result["real"]
+            report["setup"][CAS_KEY] = result["how"]
     if labels is None:
         report["setup"].pop("labels", None)
     if n is not None and n != report["setup"]["n_heldout"]:
@@ -608,6 +701,9 @@ def format_table(report: dict) -> str:
                  f"{setup.get('features_trained_on', 'unknown')}")
     if "labels" in setup:
         lines.append(f"class labels of the samples: {setup['labels']}")
+    if CAS_KEY in setup:
+        lines.append(f"{CAS_KEY} (classification accuracy score, train on samples, test on real): "
+                     f"{setup[CAS_KEY]}")
     audit = report.get("memorization")
     if audit:
         lines.append(f"memorization: {audit['share_features']:.1%} of samples (features) and "

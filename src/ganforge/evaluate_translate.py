@@ -126,8 +126,8 @@ def evaluate_translation(run_dir: str | Path, n: int | None = None, seed: int = 
         rows["model"]["round_trip_class_kept"] = _kept(source.classify(back), labels)
         rows["model"]["round_trip_psnr"] = psnr(back, inputs)
         floor = dict(target.evaluator.floor)
-        floor["class_kept"] = floor.pop("cas", None)  # the target classifier on real target images
-        floor["round_trip_class_kept"] = source.evaluator.floor.get("cas")
+        floor["class_kept"] = floor.pop("sample_accuracy", None)  # the target classifier on real target images
+        floor["round_trip_class_kept"] = source.evaluator.floor.get("sample_accuracy")
         report[direction] = {**rows, "floor": floor, "n": len(inputs)}
     report["setup"] = {"run": str(run_dir), "checkpoint": checkpoint, "step": model.step, "seed": seed,
                        "domains": {s: side.config.name for s, side in sides.items()},

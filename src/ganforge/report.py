@@ -40,7 +40,7 @@ NOT_PLOTTED = {"step", "elapsed_s"}
 ROLLED_BACK = re.compile(r"rolled back from step (\d+)")
 LR_CUT = re.compile(r"learning rates x([0-9.eE+-]+) of the configured ones")
 EVAL_PR = {"eval_precision", "eval_recall", "eval_density", "eval_coverage"}
-EVAL_CLASSES = {"eval_classes_present", "eval_class_entropy", "eval_cas", "eval_diversity_ratio",
+EVAL_CLASSES = {"eval_classes_present", "eval_class_entropy", "eval_cas", "eval_sample_accuracy", "eval_diversity_ratio",
                 "eval_diversity_min", "eval_diversity_mean"}
 
 

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from .. import atomic
+from ..errors import ConfigError, DataError
 from ..objectives.classifier import CLASSIFY_DEFAULTS as DEFAULTS
 from .train import add_training_options, train_and_report
 
@@ -15,6 +17,7 @@ def add_parser(commands, name: str) -> None:
     train = actions.add_parser("train", help="train a classifier on a labelled data set",
                                description="Train a classifier, then evaluate it on the test split.")
     add_training_options(train, DEFAULTS)
+    add_synthetic_options(train)
     evaluate = actions.add_parser("eval", help="accuracy, precision, recall, F1, confusion matrix",
                                   description="Evaluate a trained classifier on a data set's "
                                               "test split (or another labelled data set).")
@@ -27,11 +30,77 @@ def add_parser(commands, name: str) -> None:
     evaluate.add_argument("--device", default="cpu", help="[default: cpu]")
 
 
+def add_synthetic_options(parser: argparse.ArgumentParser) -> None:
+    """Samples of a frozen conditional generator, and a frozen editing model, as training data."""
+    group = parser.add_argument_group("synthetic data")
+    group.add_argument("--synthetic", metavar="RUN", default=None,
+                       help="also train on fresh samples of this class-conditional generator run "
+                            "(its EMA weights, frozen; drawn on the fly) [objective.synthetic]")
+    ratio = group.add_mutually_exclusive_group()
+    ratio.add_argument("--synthetic-ratio", metavar="R", type=float, default=None,
+                       help="synthetic images per real image in each batch "
+                            "[objective.synthetic_ratio; default: 1.0]")
+    ratio.add_argument("--synthetic-only", action="store_true",
+                       help="train on samples alone (the Classification Accuracy Score's setting) "
+                            "[objective.synthetic_only]")
+    group.add_argument("--synthetic-labels", choices=("balanced", "prior"), default=None,
+                       help="classes of the samples: in turn, or in the real data's proportions "
+                            "[objective.synthetic_labels; default: balanced]")
+    group.add_argument("--augment-with", metavar="RUN", default=None,
+                       help="an editing run (denoise, enhance, inpaint, super-resolve, colorize) "
+                            "that re-draws a share of the real images [objective.augment_with]")
+    group.add_argument("--augment-share", metavar="P", type=float, default=None,
+                       help="share of the real images it edits [objective.augment_share; default: 0.5]")
+
+
+def synthetic_overrides(args: argparse.Namespace) -> list[str]:
+    """The --set lines the synthetic options stand for (run paths made absolute, so a resumed
+    run finds them from any directory); the user's own --set lines come after and win."""
+    lines = []
+    for option in ("synthetic", "augment_with"):
+        value = getattr(args, option, None)
+        if value is not None:
+            lines.append(f"objective.{option}={json.dumps(str(Path(value).resolve()))}")
+    for option in ("synthetic_ratio", "synthetic_labels", "augment_share"):
+        value = getattr(args, option, None)
+        if value is not None:
+            lines.append(f"objective.{option}={json.dumps(value)}")
+    if getattr(args, "synthetic_only", False):
+        lines.append("objective.synthetic_only=true")
+    return lines
+
+
+def check_synthetic(args: argparse.Namespace) -> None:
+    """Before training: options that need a generator run have one, and its classes are the
+    data set's, by name (class k of the samples must mean class k of the real images)."""
+    from ..data import load_dataset
+    from ..objectives.synthetic import SyntheticSource
+    from .train import resolve
+
+    config = resolve(args, DEFAULTS)
+    objective = config.objective.args
+    if not objective.get("synthetic"):
+        if args.synthetic_ratio is not None or args.synthetic_labels is not None:
+            raise ConfigError("--synthetic-ratio and --synthetic-labels need --synthetic RUN "
+                              "(a class-conditional generator run)")
+        return
+    if args.dry_run:
+        return
+    source = SyntheticSource(objective["synthetic"], objective["synthetic_checkpoint"],
+                             objective["synthetic_labels"], seed=0)
+    source.check_classes(load_dataset(config.data, "train").class_names)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.action == "train":
+        args.set = synthetic_overrides(args) + args.set
+        check_synthetic(args)
         result = train_and_report(args, DEFAULTS)
         if result is not None:
-            evaluate(result.dir, None, "test", "last", "cpu")
+            try:
+                evaluate(result.dir, None, "test", "last", "cpu")
+            except DataError as error:  # e.g. npz: and folder: sets have no test split
+                print(f"not evaluated: {error}")
         return 0
     evaluate(args.run, args.dataset, args.split, args.checkpoint, args.device)
     return 0
@@ -40,7 +109,6 @@ def run(args: argparse.Namespace) -> int:
 def evaluate(run_dir, dataset, split: str, checkpoint_name: str, device: str) -> dict:
     """Print and save (RUN/classify-eval.json, RUN/confusion.png) the classifier report."""
     from ..data import load_dataset
-    from ..errors import DataError
     from ..imageio import save_png
     from ..inference import confusion_png, load_classifier
 

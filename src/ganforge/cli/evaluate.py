@@ -28,6 +28,11 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("--inception-weights", metavar="FILE", default=None,
                         help="local Inception-v3 FID weights (pt_inception-2015-12-05); never downloaded")
     parser.add_argument("--device", default="cpu", help="[default: cpu]")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (there is none either when stderr is not a terminal)")
+    parser.add_argument("--no-cas", action="store_true",
+                        help="conditional runs: skip the classification accuracy score (it trains a "
+                             "classifier on samples, a minute or two)")
     parser.add_argument("--memorization", action="store_true",
                         help="also find each sample's nearest training image (features and pixels), "
                              "report the share closer than held-out real images typically are, and "
@@ -81,8 +86,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.n is not None and args.n < MIN_SAMPLES:
         raise ConfigError(f"-n {args.n}: must be at least {MIN_SAMPLES}")
-    report = evaluate_run(args.run, args.n, args.seed, args.checkpoint, args.classifier,
-                          args.inception_weights, args.device, memorization=args.memorization)
+    from .progress import progress_bar
+
+    with progress_bar(0, "sample", args.quiet) as bar:
+        report = evaluate_run(args.run, args.n, args.seed, args.checkpoint, args.classifier,
+                              args.inception_weights, args.device, memorization=args.memorization,
+                              cas=not args.no_cas, progress=bar)
     print(format_table(report))
     print(f"wrote {args.run}/eval.json" + (f" and {report['memorization']['grid']}"
                                            if "memorization" in report else ""))

@@ -12,10 +12,13 @@ def showing(quiet: bool) -> bool:
 
 @contextmanager
 def progress_bar(total: int, unit: str, quiet: bool = False):
-    """Yields `update(done, total)`, the callback the inference functions take."""
+    """Yields `update(done, total)`, the callback the inference functions take; `total` may
+    be 0 when only the work itself knows it."""
     from tqdm import tqdm
 
     with tqdm(total=total, unit=unit, disable=not showing(quiet), dynamic_ncols=True) as bar:
-        def update(done: int, _total: int) -> None:
+        def update(done: int, total_now: int) -> None:
+            if bar.total != total_now:  # a total known only once the work starts (evaluate's n)
+                bar.total = total_now
             bar.update(done - bar.n)
         yield update

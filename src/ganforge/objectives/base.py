@@ -70,6 +70,10 @@ class Objective:
     def check_data(self, shape) -> None:
         """Refuse data the networks cannot be trained on (before the run directory is made)."""
 
+    def check_classes(self, class_names: list[str]) -> None:
+        """Refuse a data set whose class names do not fit what the objective draws on (e.g. a
+        generator run it takes samples from), before the run directory is made."""
+
     def after_step(self, phase: str) -> None:
         """Called after each optimiser step of `phase` (e.g. WGAN weight clipping)."""
 

@@ -104,6 +104,7 @@ class Trainer:
                 net.to(memory_format=torch.channels_last)
         self.objective = build_objective(config.objective, self.nets)
         self.objective.check_data(self.shape)
+        self.objective.check_classes(data.class_names)
         # train.freeze: before DDP wraps the networks, so it leaves frozen parameters out.
         self.frozen = freeze(train.freeze, self.nets, {phase.net for phase in self.objective.phases})
         # Under torchrun the objective trains through DDP-wrapped networks (same parameters).
