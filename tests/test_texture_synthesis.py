@@ -51,6 +51,30 @@ def test_the_latent_is_a_field_of_the_crop_and_any_size_follows():
     assert all(p.grad is not None for p in D.parameters())
 
 
+def test_samples_are_normalised_by_their_own_field_not_by_running_averages():
+    """At inference each image uses its own statistics: independent of the other images of the
+    batch and of the running averages (which follow the live weights, not the EMA copy)."""
+    G = build()["G"]
+    G.train()
+    with torch.no_grad():
+        for _ in range(3):
+            G(torch.randn(4, 2, 4, 4) * 5 + 3)       # running averages far from any one sample's
+    G.eval()
+    field = torch.randn(1, 2, 6, 6)
+    with torch.no_grad():
+        alone = G(field)
+        in_batch = G(torch.cat([field, torch.randn(2, 2, 6, 6) * 3]))[:1]
+        torch.testing.assert_close(alone, in_batch)
+        for module in G.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.fill_(100.0)      # not used at inference
+        torch.testing.assert_close(G(field), alone)
+    norm = next(m for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    x = torch.randn(2, norm.num_features, 5, 5)
+    expected = torch.nn.functional.instance_norm(x, weight=norm.weight, bias=norm.bias, eps=norm.eps)
+    torch.testing.assert_close(norm(x), expected)
+
+
 def test_tileable_generators_wrap_exactly():
     G = build()["G"].train()   # batch statistics: outputs of full range (an untrained G in eval is ~0)
     field = torch.randn(1, 2, 3, 4)
