@@ -43,3 +43,13 @@ def torchrun(worker, out, settings: list[str], nproc: int = 2):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                str(worker), str(out), *settings]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+
+
+def load_benchmark(path):
+    """A script of benchmarks/ imported as a module (benchmarks are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{path.stem}_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,18 +1,16 @@
 """kill -9 at random moments, resumed each time: the run ends bit for bit where an
 uninterrupted one does, and no checkpoint is ever torn (benchmarks/fault_drill.py, small)."""
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from helpers import load_benchmark
 
 DRILL = Path(__file__).resolve().parents[1] / "benchmarks" / "fault_drill.py"
 
 
 def load_drill():
-    spec = importlib.util.spec_from_file_location("fault_drill_under_test", DRILL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark(DRILL)
 
 
 @pytest.mark.slow

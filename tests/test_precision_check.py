@@ -1,19 +1,17 @@
 """benchmarks/precision_check.py: the arms, the seeds, the paired interval, reuse of finished runs."""
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from helpers import load_benchmark
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "precision_check.py"
 
 
 @pytest.fixture(scope="module")
 def check():
-    spec = importlib.util.spec_from_file_location("precision_check_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark(SCRIPT)
 
 
 def test_seeds_and_arms_parse(check):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import importlib.util
 import json
 import math
 import struct
@@ -22,7 +21,7 @@ import torch
 from torch import nn
 
 import ganforge
-from helpers import error_line
+from helpers import error_line, load_benchmark
 from ganforge import checkpoint
 from ganforge.cli import main
 from ganforge.config import Config, DataConfig, ModelConfig
@@ -377,10 +376,7 @@ def test_cas_is_off_for_unconditional_runs_and_on_request(toy, real_classifier, 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("augment_table_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark(SCRIPT)
 
 
 def write_idx_set(root: Path, folder: str, per_class: int) -> None:

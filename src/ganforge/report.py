@@ -30,7 +30,7 @@ import yaml
 from . import atomic, checkpoint, rundir
 from .errors import ConfigError
 from .runs_table import (RunInfo, check_run_dir, format_duration, format_fid, health_records,
-                         read_config, read_evaluations, read_metrics, summarize)
+                         read_config, read_evaluations, read_metrics, summary_of)
 
 REPORT = "report.html"
 # Sample grids over time shown per run (evenly spaced, always the last), and their largest side.
@@ -128,11 +128,11 @@ def load_runs(run_dirs) -> list[RunData]:
         config_file = path / rundir.CONFIG
         last = rundir.checkpoint_path(path, "last")
         meta = checkpoint.read_meta(last) if last.is_file() else {}
-        config = read_config(path)
+        config, records, evaluations = read_config(path), read_metrics(path), read_evaluations(path)
         text = config_file.read_text(encoding="utf-8") if config_file.is_file() else \
             yaml.safe_dump(config, sort_keys=False)
-        runs.append(RunData(path, name, summarize(path, name), config, text, read_metrics(path),
-                            read_evaluations(path), meta))
+        runs.append(RunData(path, name, summary_of(path, config, records, evaluations, name), config, text,
+                            records, evaluations, meta))
     return runs
 
 

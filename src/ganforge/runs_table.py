@@ -195,8 +195,13 @@ def _finite(value) -> bool:
 def summarize(run_dir: str | Path, name: str | None = None, now: float | None = None) -> RunInfo:
     """One run's row: what it trains on what, how far it got, its best FID and its status."""
     run_dir = check_run_dir(run_dir)
-    config, records = read_config(run_dir), read_metrics(run_dir)
-    evaluations = read_evaluations(run_dir)
+    return summary_of(run_dir, read_config(run_dir), read_metrics(run_dir), read_evaluations(run_dir),
+                      name, now)
+
+
+def summary_of(run_dir: Path, config: dict, records: list[dict], evaluations: dict[str, dict],
+               name: str | None = None, now: float | None = None) -> RunInfo:
+    """`summarize` from what has already been read of the run (the report reads it once)."""
     logs = [r for r in records if "health" not in r]
     step = logs[-1]["step"] if logs else None
     elapsed = logs[-1].get("elapsed_s") if logs else None

@@ -71,24 +71,15 @@ def synthetic_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def check_synthetic(args: argparse.Namespace) -> None:
-    """Before training: options that need a generator run have one, and its classes are the
-    data set's, by name (class k of the samples must mean class k of the real images)."""
-    from ..data import load_dataset
-    from ..objectives.synthetic import SyntheticSource
+    """Before training: options that need a generator run have one. (That its classes are the
+    data set's, by name, the trainer asks the objective before the run directory is made.)"""
     from .train import resolve
 
-    config = resolve(args, DEFAULTS)
-    objective = config.objective.args
-    if not objective.get("synthetic"):
-        if args.synthetic_ratio is not None or args.synthetic_labels is not None:
-            raise ConfigError("--synthetic-ratio and --synthetic-labels need --synthetic RUN "
-                              "(a class-conditional generator run)")
+    if resolve(args, DEFAULTS).objective.args.get("synthetic"):
         return
-    if args.dry_run:
-        return
-    source = SyntheticSource(objective["synthetic"], objective["synthetic_checkpoint"],
-                             objective["synthetic_labels"], seed=0)
-    source.check_classes(load_dataset(config.data, "train").class_names)
+    if args.synthetic_ratio is not None or args.synthetic_labels is not None:
+        raise ConfigError("--synthetic-ratio and --synthetic-labels need --synthetic RUN "
+                          "(a class-conditional generator run)")
 
 
 def run(args: argparse.Namespace) -> int:
