@@ -154,6 +154,19 @@ def test_frozen_parameters_and_their_ema_do_not_move_while_the_rest_trains(tmp_p
     assert ganforge.make_config(resume=trainer.run_dir).train.freeze == ["D:2", "G.mapping"]
 
 
+def test_batch_norms_inside_frozen_blocks_keep_their_statistics(tmp_path, source):
+    """Running means and variances are not parameters, but they are part of a frozen block:
+    D:2 (DCGAN's first conv and conv + batch norm) keeps the source's statistics bit for bit
+    over 3 steps, while the batch norms of G, which is not frozen, go on learning theirs."""
+    target = run(tmp_path, "t", **{"train.steps": 3, "data.classes": [3, 4, 5], "model.conditional": True,
+                                   "train.init_from": str(source), "train.freeze": "D:2"})
+    theirs, mine = last(source)[0], last(target.dir)[0]
+    for key in ("nets.D.body.3.running_mean", "nets.D.body.3.running_var"):
+        assert torch.equal(theirs[key], mine[key]), key
+    learning = [k for k in theirs if k.startswith("nets.G.") and k.endswith("running_mean")]
+    assert learning and not any(torch.equal(theirs[k], mine[k]) for k in learning)
+
+
 def test_freeze_checks_names_against_the_built_networks():
     nets = build_models(ModelConfig(name="dcgan", args={"g_width": 8, "d_width": 8}), DataShape(32, 1))
     assert blocks(nets["D"]) == [["body.0"], ["body.2", "body.3"], ["body.5", "body.6"], ["final"]]

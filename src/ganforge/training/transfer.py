@@ -42,12 +42,17 @@ class Frozen:
 
     names: dict[str, set[str]] = field(default_factory=dict)  # network -> parameter names
     params: list[nn.Parameter] = field(default_factory=list)
+    norms: list[nn.Module] = field(default_factory=list)  # batch norms inside frozen parts
     lines: list[str] = field(default_factory=list)
 
     def hold(self) -> None:
-        """Switch gradients off again after the loop switched a whole network on."""
+        """Switch gradients off again after the loop switched a whole network on, and keep
+        the batch norms of frozen parts in eval mode: their running statistics are part of
+        what was frozen, so they normalise with what was loaded and are not updated."""
         for param in self.params:
             param.requires_grad_(False)
+        for norm in self.norms:
+            norm.eval()
 
     def trainable(self, name: str, net: nn.Module) -> list[nn.Parameter]:
         """The parameters of network `name` its optimiser steps."""
@@ -150,6 +155,8 @@ def freeze(entries: list[str] | None, nets: dict[str, nn.Module], stepped: set[s
         if not chosen:
             raise ConfigError(f"train.freeze entry {entry!r}: {net_name}.{path} holds no parameters "
                               f"(nothing to freeze)")
+        frozen.norms += [m for n, m in net.named_modules() if _under(n, paths)
+                         and isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats]
         names = frozen.names.setdefault(net_name, set())
         for name, param in chosen.items():
             if name not in names:
