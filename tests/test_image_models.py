@@ -132,14 +132,24 @@ def test_srresnet_upsamplers_start_as_nearest_neighbour():
     assert torch.allclose(first(feature), expected)
 
 
-@pytest.mark.parametrize("mask", [False, True])
-def test_dncnn_with_zero_last_layer_is_the_identity(mask):
-    G = build("dncnn", 3, mask=mask)["G"]
-    last = G.net[-1]
+@pytest.mark.parametrize("mask,unshuffle", [(False, 1), (True, 1), (True, 2)])
+def test_dncnn_with_zero_last_layer_is_the_identity(mask, unshuffle):
+    G = build("dncnn", 3, mask=mask, unshuffle=unshuffle)["G"]
+    last = [m for m in G.net if isinstance(m, torch.nn.Conv2d)][-1]
     with torch.no_grad():
         last.weight.zero_(), last.bias.zero_()
-    x = torch.randn(2, G.in_channels, 7, 9)
+    x = torch.randn(2, G.in_channels, 6 * unshuffle, 9 * unshuffle)
     assert torch.equal(G(x), x[:, :3])
+
+
+def test_dncnn_unshuffled_runs_its_layers_on_sub_images():
+    """FFDNet's layout: the hidden layers see h/2 x w/2 maps with 4 times the input channels,
+    and the model asks for sizes that are multiples of 2."""
+    G = build("dncnn", 3, unshuffle=2)["G"]
+    seen = []
+    G.net[1].register_forward_hook(lambda module, args, out: seen.append(tuple(args[0].shape)))
+    assert G(torch.randn(1, 3, 8, 10)).shape == (1, 3, 8, 10)
+    assert seen == [(1, 12, 4, 5)] and G.stride == 2
 
 
 def _farthest_change(G, size, pixel):
@@ -157,13 +167,17 @@ def _farthest_change(G, size, pixel):
     return max((rows // G.scale - pixel[0]).abs().max().item(), (cols // G.scale - pixel[1]).abs().max().item())
 
 
-@pytest.mark.parametrize("name,scale", [("srresnet", 1), ("srresnet", 2), ("srresnet", 3),
-                                        ("srresnet", 4), ("dncnn", 1)])
-def test_receptive_field_bounds_the_influence_of_a_pixel(name, scale):
-    G = build(name, 1, scale=scale)["G"]
+@pytest.mark.parametrize("name,scale,args", [("srresnet", 1, {}), ("srresnet", 2, {}), ("srresnet", 3, {}),
+                                             ("srresnet", 4, {}), ("dncnn", 1, {}),
+                                             ("dncnn", 1, {"unshuffle": 2}), ("dncnn", 1, {"unshuffle": 3})])
+def test_receptive_field_bounds_the_influence_of_a_pixel(name, scale, args):
+    G = build(name, 1, scale=scale, **args)["G"]
     radius = G.receptive_field // 2
     assert G.receptive_field == 2 * radius + 1
-    farthest = max(_farthest_change(G, 2 * radius + 6, (radius + 2 + d, radius + 3 - d)) for d in range(2))
+    stride = getattr(G, "stride", 1)
+    size = -(-(2 * radius + 6) // stride) * stride   # a multiple of the stride
+    # Every position inside a stride cell (an unshuffled model sees a pixel by its cell).
+    farthest = max(_farthest_change(G, size, (radius + 2 + d, radius + 3 - d)) for d in range(max(2, stride)))
     assert farthest == radius   # honest, and tight
 
 

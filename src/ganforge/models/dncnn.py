@@ -14,6 +14,12 @@ any input size works and an output pixel depends on the `depth` pixels around it
 A hole mask, if the task has one, is an extra input channel; the noise is subtracted from
 the image channels only.
 
+`unshuffle` s > 1 is FFDNet's trick (Zhang, Zuo and Zhang 2018): the layers run on the s x s
+sub-images of the input (pixel unshuffle: C channels at h x w become C*s*s at h/s x w/s) and
+the predicted noise is shuffled back. Each layer costs s*s times less and the receptive field
+grows s times, which is what a few CPU minutes need; inputs are padded to a multiple of s
+(`stride`).
+
 Initialisation: Kaiming normal (He et al. 2015) for the convolutions (ReLU gain where a ReLU
 follows), biases 0, batch-norm gains 1 and biases 0.
 """
@@ -34,13 +40,14 @@ class DnCNNArgs:
     depth: int = 17            # conv layers (DnCNN-S: 17)
     width: int = 64            # channels of the hidden layers
     bn: bool = True            # batch norm in the middle layers
+    unshuffle: int = 1         # run on s x s sub-images (FFDNet): s*s times cheaper layers
     d_width: int = 64          # ndf: channels of D's first layer
     d_layers: int = 3          # D's stride-2 layers (3: 70 x 70 patches)
     d_norm: Norm = "none"      # norm of D's layers: batch, instance or none
     d_conditional: bool = False  # D also sees the noisy input
 
     def check(self):
-        require_at_least_one("model", self, ("depth", "width"))
+        require_at_least_one("model", self, ("depth", "width", "unshuffle"))
         if self.depth < 2:
             raise ConfigError(f"model.depth={self.depth}: dncnn needs at least 2 layers (first and last)")
         check_d_options(self)
@@ -69,14 +76,20 @@ class DnCNNGenerator(nn.Module):
                               f"(output size / input size) is {shape.scale}; use srresnet for super-resolution")
         self.in_channels = condition_channels(shape)
         self.num_classes = shape.num_classes  # one-hot class-map channels at the end of the input
-        self.channels, self.scale, self.stride = shape.channels, 1, 1
-        self.receptive_field = 2 * args.depth + 1
+        s = args.unshuffle
+        self.channels, self.scale, self.stride = shape.channels, 1, s
+        # An output pixel sees `depth` sub-image cells each way, s pixels each, and where it
+        # sits inside its own cell adds up to s - 1 more on one side: radius s * (depth + 1) - 1.
+        self.receptive_field = 2 * s * (args.depth + 1) - 1
         w = args.width
-        layers: list[nn.Module] = [_conv(self.in_channels, w, relu_after=True), nn.ReLU()]
+        layers: list[nn.Module] = [nn.PixelUnshuffle(s)] if s > 1 else []
+        layers += [_conv(self.in_channels * s * s, w, relu_after=True), nn.ReLU()]
         for _ in range(args.depth - 2):
             layers.append(_conv(w, w, relu_after=True, bias=not args.bn))
             layers += [nn.BatchNorm2d(w), nn.ReLU()] if args.bn else [nn.ReLU()]
-        layers.append(_conv(w, shape.channels, relu_after=False))
+        layers.append(_conv(w, shape.channels * s * s, relu_after=False))
+        if s > 1:
+            layers.append(nn.PixelShuffle(s))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
