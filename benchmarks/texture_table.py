@@ -1,6 +1,6 @@
 """Texture synthesis, measured: for each texture photo scikit-image bundles (brick, grass,
 gravel), a 128x128 crop is the exemplar; 256x256 outputs are made by the spatial GAN
-(`ganforge texture train`, then `texture sample`, also `--tileable`), by Gram-matrix
+(`ganforge texture train`, then `texture sample`, also `--tileable` and `--match-histogram`), by Gram-matrix
 optimisation (`texture gram`) and by random tiling of exemplar patches (the baseline), and
 scored with ganforge.texture.analysis: texture similarity to the exemplar (and, as the
 reference, of another 128x128 crop of the same photo), diversity between outputs of one
@@ -31,7 +31,7 @@ from ganforge import atomic, checkpoint, rundir
 from ganforge.cli import main as cli
 from ganforge.imageio import save_png
 from ganforge.texture import analysis
-from ganforge.texture.synthesis import gram_synthesis, random_tiling, sample_gan
+from ganforge.texture.synthesis import gram_synthesis, match_histogram, random_tiling, sample_gan
 
 TEXTURES = ("brick", "grass", "gravel")
 EXEMPLAR = (slice(192, 320), slice(192, 320))   # the centre 128x128 of the 512x512 photo
@@ -119,18 +119,22 @@ def main() -> None:
         train_s = float(ganforge.load(run).meta["elapsed_s"])
         net = ganforge.load(run).net
         gan = [sample_gan(net, SIZE, SIZE, seed)[0] for seed in range(SAMPLES)]
+        matched = [match_histogram(g, exemplar if exemplar.ndim == 3 else exemplar[..., None]) for g in gan]
         tileable = sample_gan(net, SIZE, SIZE, 0, tileable=True)[0]
         gram, gram_s = gram_outputs(out, name, exemplar, args.gram_steps)
         tiling = [random_tiling(exemplar, SIZE, SIZE, seed) for seed in range(SAMPLES)]
         row = {"train_s": round(train_s, 1), "gram_s_per_image": round(gram_s, 1),
-               "gan": score(exemplar, gan), "gan_tileable": score(exemplar, [tileable]),
+               "gan": score(exemplar, gan), "gan_matched": score(exemplar, matched),
+               "gan_tileable": score(exemplar, [tileable]),
                "gram": score(exemplar, gram), "tiling": score(exemplar, tiling),
                "real_crop": score(exemplar, [reference])}
         row["gan_tileable"]["seam"] = float(analysis.seam_score(tileable))
         row["gan"]["seam"] = float(np.mean([analysis.seam_score(g) for g in gan]))
+        row["gan_matched"]["seam"] = float(np.mean([analysis.seam_score(g) for g in matched]))
         row["tiling"]["seam"] = float(np.mean([analysis.seam_score(t) for t in tiling]))
         if classifier is not None:
-            for method, images in (("gan", gan), ("gram", gram), ("tiling", tiling), ("gan_tileable", [tileable])):
+            for method, images in (("gan", gan), ("gan_matched", matched), ("gram", gram), ("tiling", tiling),
+                                   ("gan_tileable", [tileable])):
                 row[method]["named_as_exemplar"] = crops_named(classifier, images, name)
         results[name] = row
         print(name, json.dumps(row), f"({time.perf_counter() - started:.0f} s)", flush=True)

@@ -2,6 +2,8 @@
 Gram-matrix optimisation and the random-tiling baseline."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,7 @@ from ganforge.data import load_dataset
 from ganforge.errors import ConfigError, DataError
 from ganforge.models import DataShape, build_models
 from ganforge.texture.features import RandomFeatures
-from ganforge.texture.synthesis import gram_synthesis, random_tiling, sample_gan
+from ganforge.texture.synthesis import gram_synthesis, match_histogram, random_tiling, sample_gan
 from helpers import assert_resume_is_exact
 
 SMALL = {"z_channels": 2, "upsamplings": 2, "g_width": 4, "max_width": 8, "d_width": 4, "d_layers": 1}
@@ -145,6 +147,53 @@ def test_tileable_samples_wrap_and_seeds_repeat(texture_run):
     assert across <= 3 * inside + 1
 
 
+def test_histogram_matching_takes_the_exemplars_tones_and_keeps_the_order_of_pixels():
+    """The output's grey levels take the exemplar's distribution (sorted values within a grey
+    level of the exemplar's), while the ranking of pixels, hence the structure and the wrap of
+    a tileable texture, is kept."""
+    rng = np.random.default_rng(0)
+    exemplar = rng.integers(0, 256, (16, 16, 3)).astype(np.uint8)
+    texture = np.stack([rng.permutation(256).reshape(16, 16) // 4 + 100 for _ in range(3)], -1).astype(np.uint8)
+    matched = match_histogram(texture, exemplar)
+    assert matched.dtype == np.uint8 and matched.shape == texture.shape
+    for c in range(3):
+        gap = np.abs(np.sort(matched[..., c], axis=None).astype(int) - np.sort(exemplar[..., c], axis=None))
+        before = np.abs(np.sort(texture[..., c], axis=None).astype(int) - np.sort(exemplar[..., c], axis=None))
+        assert gap.mean() < 1.5 and before.mean() > 30
+        a, b = texture[..., c].ravel().astype(int), matched[..., c].ravel().astype(int)
+        assert np.all(np.sign(a[:, None] - a[None]) * np.sign(b[:, None] - b[None]) >= 0)  # monotone
+    with pytest.raises(ConfigError, match="3 channels, the exemplar 1"):
+        match_histogram(texture, exemplar[..., :1])
+
+
+def test_texture_sample_matches_the_exemplars_histogram_on_request(texture_run, exemplar, tmp_path, capsys):
+    plain = tmp_path / "plain.png"
+    assert main(["texture", "sample", str(texture_run), "--size", "48x40", "--out", str(plain)]) == 0
+    assert main(["texture", "sample", str(texture_run), "--size", "48x40", "--match-histogram",
+                 "--out", str(tmp_path / "own.png")]) == 0    # the run's own exemplar
+    # Another tone image given by name (many grey levels, so its sorted values can be met).
+    tones = tmp_path / "tones.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 48)).astype(np.uint8)).save(tones)
+    matched = tmp_path / "matched.png"
+    assert main(["texture", "sample", str(texture_run), "--size", "48x40", "--match-histogram", str(tones),
+                 "--out", str(matched)]) == 0
+    target = np.sort(np.asarray(Image.open(tones)), axis=None).astype(int)
+
+    def tone_gap(path):  # the same size as the tone image: compare the sorted grey levels one to one
+        return np.abs(np.sort(np.asarray(Image.open(path)), axis=None) - target).mean()
+
+    # Pixels of equal value stay equal (a barely trained G repeats values), hence not 0.
+    assert tone_gap(matched) < 0.15 * tone_gap(plain)
+    # A moved exemplar is named; an exemplar can then be given by name.
+    moved = tmp_path / "moved.png"
+    Path(exemplar).rename(moved)
+    assert main(["texture", "sample", str(texture_run), "--size", "48x40", "--match-histogram",
+                 "--out", str(tmp_path / "x.png")]) == 2
+    assert "no longer there" in capsys.readouterr().err
+    assert main(["texture", "sample", str(texture_run), "--size", "48x40", "--match-histogram", str(moved),
+                 "--out", str(tmp_path / "x.png")]) == 0
+
+
 def test_texture_train_refuses_a_missing_exemplar(tmp_path, capsys):
     assert main(["texture", "train", str(tmp_path / "none.png"), "--out", str(tmp_path / "r")]) == 2
     assert "none.png" in capsys.readouterr().err and not (tmp_path / "r").exists()
@@ -190,7 +239,7 @@ def test_evaluate_scores_a_texture_run_beside_random_tiling(texture_run, capsys)
     assert main(["evaluate", str(texture_run), "-n", "2"]) == 0
     assert "tiling" in capsys.readouterr().out
     report = json.loads((texture_run / "eval.json").read_text())
-    for method in ("gan", "gan_tileable", "tiling"):
+    for method in ("gan", "gan_matched", "gan_tileable", "tiling"):
         row = report[method]
         assert 1 / np.e - 1e-9 <= row["similarity"] <= 1 and row["diversity"] >= 0 and row["seam"] > 0
     # Tileable samples wrap far better than random tiling, whose patch borders meet at the wrap.

@@ -65,6 +65,9 @@ def add_sample(sub, name: str) -> None:
     parser.add_argument("--tileable", action="store_true",
                         help="wrap seamlessly (sides must be multiples of the generator's stride, 16)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed [default: 0]")
+    parser.add_argument("--match-histogram", nargs="?", const="", default=None, metavar="IMAGE",
+                        help="map the output's tones onto the exemplar's histogram (the run's own "
+                             "exemplar, or IMAGE if it moved): exact colours and contrast")
     parser.add_argument("--out", required=True, help="output image file (.png, .jpg, .webp, .tif)")
     parser.add_argument("--checkpoint", default="last", help="last, best, step-NNNNNN [default: last]")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... [default: cpu]")
@@ -73,12 +76,15 @@ def add_sample(sub, name: str) -> None:
 
 def run_sample(args: argparse.Namespace) -> int:
     from ..inference import load, require_new
-    from ..texture.synthesis import sample_gan
+    from ..texture.synthesis import exemplar_of, match_histogram, read_exemplar, sample_gan
 
     width, height = parse_size(args.size)
     require_new(args.out, args.force)
     model = load(args.run, args.checkpoint, args.device)
     texture = sample_gan(model.net, width, height, args.seed, args.tileable)[0]
+    if args.match_histogram is not None:
+        exemplar = args.match_histogram or exemplar_of(args.run, model.config)
+        texture = match_histogram(texture, read_exemplar(exemplar, texture.shape[-1]))
     _write(args.out, texture, args.force)
     return 0
 

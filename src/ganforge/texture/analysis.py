@@ -214,7 +214,7 @@ def gram_statistics(image: np.ndarray) -> dict[str, list]:
     """
     pixels = as_uint8(image)
     _check_size(pixels)
-    tensor = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    tensor = torch.tensor(pixels).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # a copy: inputs may be read-only
     with torch.inference_mode():
         grams = [g[0].double().numpy() for g in _network().grams(tensor)]
     return {"grams": grams, "energy": [float(np.trace(g) / g.shape[0]) for g in grams]}

@@ -1,6 +1,6 @@
 """Evaluating a texture run: how close its samples are to the exemplar, how different they are
 from each other, how well tileable samples wrap, beside the random-tiling baseline and another
-crop of the exemplar itself. What `ganforge evaluate RUN` reports for a spatial-GAN run."""
+crop of the exemplar itself; the same samples histogram-matched to the exemplar too. What `ganforge evaluate RUN` reports for a spatial-GAN run."""
 from __future__ import annotations
 
 import time
@@ -10,9 +10,9 @@ import numpy as np
 
 from .. import atomic
 from ..errors import ConfigError
-from ..inference import load, read_image_file
+from ..inference import load
 from . import analysis
-from .synthesis import exemplar_of, random_tiling, sample_gan
+from .synthesis import exemplar_of, match_histogram, random_tiling, read_exemplar, sample_gan
 
 SAMPLES = 4
 SIZE = 256
@@ -27,8 +27,8 @@ def _scores(exemplar: dict, images: list[np.ndarray]) -> dict:
 
 def evaluate_texture(run_dir: str | Path, n: int = SAMPLES, size: int = SIZE, seed: int = 0,
                      checkpoint: str = "last", device: str = "cpu") -> dict:
-    """Score `n` size x size samples (plain and tileable) of a texture run against its
-    exemplar, beside random tiling; writes RUN/eval.json.
+    """Score `n` size x size samples (plain, histogram-matched to the exemplar, and tileable) of
+    a texture run against its exemplar, beside random tiling; writes RUN/eval.json.
 
     Example:
         >>> report = evaluate_texture("runs/brick")
@@ -40,13 +40,13 @@ def evaluate_texture(run_dir: str | Path, n: int = SAMPLES, size: int = SIZE, se
     if not hasattr(model.net, "noise"):
         raise ConfigError(f"run {str(run_dir)!r} is not a texture run (model {model.config.model.name!r})")
     path = exemplar_of(run_dir, model.config)
-    exemplar = np.round(read_image_file(path).pixels * 255).astype(np.uint8)
-    if model.config.data.channels == 1 and exemplar.shape[-1] == 3:
-        exemplar = analysis.luma(exemplar)[..., None]
+    exemplar = read_exemplar(path, model.config.data.channels)
     described = analysis.describe(exemplar)
     seeds = range(seed, seed + n)
+    plain = [sample_gan(model.net, size, size, s)[0] for s in seeds]
     report = {
-        "gan": _scores(described, [sample_gan(model.net, size, size, s)[0] for s in seeds]),
+        "gan": _scores(described, plain),
+        "gan_matched": _scores(described, [match_histogram(image, exemplar) for image in plain]),
         "gan_tileable": _scores(described, [sample_gan(model.net, size, size, s, tileable=True)[0]
                                             for s in seeds]),
         "tiling": _scores(described, [random_tiling(exemplar, size, size, s) for s in seeds]),
@@ -57,7 +57,7 @@ def evaluate_texture(run_dir: str | Path, n: int = SAMPLES, size: int = SIZE, se
 
 
 def format_texture_table(report: dict) -> str:
-    columns = ("gan", "gan_tileable", "tiling")
+    columns = ("gan", "gan_matched", "gan_tileable", "tiling")
     lines = [f"{'metric':<12}" + "".join(f"{c:>16}" for c in columns)]
     for metric in ("similarity", "lbp", "glcm", "gram", "diversity", "seam"):
         cells = [report[c].get(metric) for c in columns]

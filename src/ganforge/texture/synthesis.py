@@ -1,6 +1,6 @@
 """Texture synthesis from one exemplar: sampling a trained spatial GAN at any size (tileable
 too), Gram-matrix optimisation (training-free), and random tiling (the baseline a user would
-do by hand).
+do by hand); histogram matching of any of them to the exemplar.
 
 All three return uint8 H x W x C arrays and take a seed, so every output can be made again.
 """
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.imageset import to_float, to_uint8
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .features import RandomFeatures
 
 GRAM_STEPS = 400        # Adam steps of the Gram-matrix optimisation
@@ -98,9 +98,40 @@ def random_tiling(exemplar: np.ndarray, width: int, height: int, seed: int = 0,
     return out[:height, :width]
 
 
+def match_histogram(texture: np.ndarray, exemplar: np.ndarray) -> np.ndarray:
+    """`texture` with each channel's grey levels mapped so that its histogram is the
+    exemplar's (scikit-image's `match_histograms`), as classical texture synthesis does
+    (Heeger and Bergen 1995): the GAN's structure, the exemplar's exact tones and contrast.
+    A monotone map of each pixel on its own, so a tileable texture stays tileable."""
+    from skimage.exposure import match_histograms
+
+    source = texture[..., None] if texture.ndim == 2 else texture
+    target = exemplar[..., None] if exemplar.ndim == 2 else exemplar
+    if target.shape[-1] != source.shape[-1]:
+        raise ConfigError(f"histogram matching: the texture has {source.shape[-1]} channels, the "
+                          f"exemplar {target.shape[-1]}")
+    matched = match_histograms(source.astype(np.float64), target.astype(np.float64), channel_axis=-1)
+    return np.clip(np.round(matched), 0, 255).astype(np.uint8).reshape(texture.shape)
+
+
 def exemplar_of(run_dir: str | Path, config) -> Path:
     """The exemplar image a texture run learnt from (its patches:FILE data set)."""
     name = config.data.name
-    if not name.startswith("patches:") or not Path(name[len("patches:"):]).is_file():
+    if not name.startswith("patches:"):
         raise ConfigError(f"run {str(run_dir)!r} did not learn from one image file (data.name={name!r})")
-    return Path(name[len("patches:"):])
+    path = Path(name[len("patches:"):])
+    if not path.is_file():
+        raise DataError(f"run {str(run_dir)!r} learnt from {str(path)!r}, which is no longer there "
+                        f"(or is not one image file); give the exemplar's new place")
+    return path
+
+
+def read_exemplar(path: str | Path, channels: int) -> np.ndarray:
+    """uint8 H x W x C pixels of an exemplar image; luma when the run's images are gray."""
+    from ..inference import read_image_file
+    from .analysis import luma
+
+    if not Path(path).is_file():
+        raise DataError(f"exemplar {str(path)!r} does not exist or is not a file")
+    pixels = np.round(read_image_file(path).pixels * 255).astype(np.uint8)
+    return luma(pixels)[..., None] if channels == 1 and pixels.shape[-1] == 3 else pixels
