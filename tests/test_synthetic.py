@@ -424,6 +424,12 @@ def test_augment_table_runs_every_row_then_reuses_them(bench, tmp_path, monkeypa
     assert np.bincount(subset["y"]).tolist() == [2] * 10
     assert "--synthetic-only" in rows[-1]["command"] and "--synthetic" in rows[2]["command"]
     assert text.splitlines()[2].startswith("| mnist | 20 | 1 | ")
+    assert text.splitlines()[0].endswith("| synthetic adds to real | synthetic adds to classical |")
+    gains = [float(cell) for cell in text.splitlines()[2].strip("| ").split(" | ")[-2:]]
+    accuracy = {r["row"]: 100 * r["accuracy"] for r in rows}
+    assert gains == pytest.approx([round(accuracy["real + synthetic"] - accuracy["real"], 1),
+                                   round(accuracy["real + classical + synthetic"] - accuracy["real + classical aug"], 1)],
+                                  abs=0.051)
     assert (tmp_path / "table" / "augment_table.md").read_text().strip() == text
     monkeypatch.setattr(bench, "cli_main", lambda argv: pytest.fail(f"trained again: {argv}"))
     assert bench.main(argv) == text
