@@ -177,6 +177,21 @@ def test_draws_depend_on_seed_and_draw_index_only(toy):
     assert not torch.equal(first, other)
 
 
+def test_truncation_zero_draws_the_centre_image_of_each_class(toy, bank):
+    """psi 0 scales z to 0, the centre of the latent distribution: the toy generator then
+    returns its middle stored image of the class, whatever the draw."""
+    source = SyntheticSource(str(toy), "last", "balanced", seed=0, truncation=0.0)
+    images, labels = source.draw(20, torch.zeros(20, dtype=torch.long), torch.device("cpu"))
+    for image, label in zip(images, labels):
+        assert nearest(image[None], bank[label, PER_CLASS // 2][None])[0] < 1e-6
+    varied = SyntheticSource(str(toy), "last", "balanced", seed=0).draw(20, labels, torch.device("cpu"))[0]
+    assert not torch.equal(images, varied)
+    with pytest.raises(ConfigError, match="synthetic_truncation.*which is not set"):
+        make_config(overrides={**TINY_CNN, "objective.synthetic_truncation": 0.5})
+    with pytest.raises(ConfigError, match=r"objective.synthetic_truncation=1.5: must be in \[0, 1\]"):
+        make_config(overrides={**TINY_CNN, **synthetic(toy, synthetic_truncation=1.5)})
+
+
 def test_unfit_generator_runs_are_refused(module_dir, toy, bank):
     flat = save_toy(module_dir / "flat", bank[:1], bank[:1], conditional=False)
     with pytest.raises(ConfigError, match="not class-conditional"):
@@ -248,11 +263,12 @@ def test_resume_refuses_a_generator_that_changed(toy, bank, tmp_path):
 def test_cli_synthetic_options(toy, module_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(toy.parent)
     argv = ["classify", "train", "--resolution", "16", "--synthetic", toy.name, "--synthetic-ratio", "0.25",
-            "--synthetic-labels", "prior", "--dry-run"]
+            "--synthetic-labels", "prior", "--synthetic-truncation", "0.8", "--dry-run"]
     assert main(argv) == 0
     objective = __import__("yaml").safe_load(capsys.readouterr().out)["objective"]
     assert objective["synthetic"] == str(toy) and objective["synthetic_ratio"] == 0.25
     assert objective["synthetic_labels"] == "prior" and objective["synthetic_only"] is False
+    assert objective["synthetic_truncation"] == 0.8
     assert main(["classify", "train", "--synthetic-ratio", "0.5", "--dry-run"]) == 2
     assert "need --synthetic RUN" in error_line(capsys, "classify")
     assert main(["classify", "train", "--set", "objective.synthetic_only=true", "--dry-run"]) == 2
@@ -370,6 +386,27 @@ def test_cas_is_off_for_unconditional_runs_and_on_request(toy, real_classifier, 
     assert CAS_KEY not in report["model"] and CAS_KEY not in report["setup"]
     report = evaluate_run(toy, n=20, classifier=real_classifier, quiet=True, cas=False)
     assert CAS_KEY not in report["model"] and "sample_accuracy" in report["model"]
+
+
+def test_evaluate_with_truncation_scores_and_trains_cas_on_truncated_samples(toy, toy_report, real_classifier,
+                                                                             monkeypatch, capsys, denoiser):
+    """--truncation reaches every sample scored and the samples CAS trains on, is recorded,
+    and shows as less variety than the untruncated evaluation of the same run."""
+    import ganforge.evaluate as evaluate_module
+
+    asked = []
+    monkeypatch.setattr(evaluate_module, "classification_accuracy_score",
+                        lambda *args, **kwargs: asked.append(args[-1]) or None)
+    report = evaluate_run(toy, n=50, classifier=real_classifier, quiet=True, truncation=0.0)
+    assert asked == [0.0] and report["setup"]["truncation"] == 0.0
+    assert report["model"]["recall"] < toy_report["model"]["recall"]
+    assert report["model"]["coverage"] < toy_report["model"]["coverage"]
+    assert "truncated with psi 0" in format_table(report)
+    # The option is checked before any work, and refused for runs that take no noise.
+    assert main(["evaluate", str(toy), "--truncation", "1.5", "--classifier", str(real_classifier)]) == 2
+    assert "truncation=1.5: must be in [0, 1]" in error_line(capsys, "evaluate")
+    assert main(["evaluate", str(denoiser), "--truncation", "0.7"]) == 2
+    assert "--truncation is for generators" in error_line(capsys, "evaluate")
 
 
 # --------------------------------------------------------------------------- benchmarks/augment_table.py

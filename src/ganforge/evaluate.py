@@ -46,6 +46,7 @@ from .data.sources import parse_name
 from .errors import ConfigError, DataError
 from .imageio import grid, save_png, to_hwc
 from .inference import generate, load, load_classifier
+from .models.truncation import check_truncation
 
 MAX_REAL = 20_000          # real reference images at most (a fixed random subset beyond that)
 MAX_SAMPLES = 10_000       # generated images by default at most
@@ -461,14 +462,16 @@ class Evaluator:
         return getattr(net, "num_classes", 0) > 0 and bool(self.extractor.num_classes)
 
     @torch.no_grad()
-    def sample(self, net: torch.nn.Module, progress=None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`n` uint8 samples of `net` drawn with the evaluator's seed, and their labels
-        (`sample_labels`) when `net` is conditional; `progress(done, n)` after each batch."""
+    def sample(self, net: torch.nn.Module, progress=None,
+               truncation: float | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`n` uint8 samples of `net` drawn with the evaluator's seed (and `truncation`), and
+        their labels (`sample_labels`) when `net` is conditional; `progress(done, n)` after
+        each batch."""
         was_training = net.training
         net.eval()
         labels = self.sample_labels(net.num_classes) if self.conditional(net) else None
         try:
-            images = generate(net, self.n, self.seed, labels, progress=progress)
+            images = generate(net, self.n, self.seed, labels, truncation=truncation, progress=progress)
         finally:
             net.train(was_training)
         return images, labels
@@ -565,7 +568,8 @@ def memorization_audit(data: DataConfig, extractor, images: torch.Tensor,
 # The Classification Accuracy Score.
 def classification_accuracy_score(run_dir: str | Path, checkpoint_name: str, data: DataConfig,
                                   heldout: ImageSet, recipe: str | Path, seed: int = 0,
-                                  device: str = "cpu", quiet: bool = False) -> dict | None:
+                                  device: str = "cpu", quiet: bool = False,
+                                  truncation: float | None = None) -> dict | None:
     """Classification Accuracy Score (Ravuri & Vinyals 2019): how well a classifier trained on
     a conditional generator's samples alone classifies real held-out images; beside it, the
     accuracy of the same recipe trained on real images.
@@ -604,6 +608,7 @@ def classification_accuracy_score(run_dir: str | Path, checkpoint_name: str, dat
     overrides = {"objective.synthetic": str(Path(run_dir).resolve()),
                  "objective.synthetic_checkpoint": checkpoint_name, "objective.synthetic_only": True,
                  "objective.synthetic_labels": "prior", "objective.augment_with": "",
+                 "objective.synthetic_truncation": 1.0 if truncation is None else truncation,
                  "train.seed": seed, "train.device": device,
                  "log.progress": False, "log.tensorboard": "no", "log.eval_every": 0}
     resolved = make_config(raw, overrides=overrides)
@@ -626,7 +631,7 @@ def classification_accuracy_score(run_dir: str | Path, checkpoint_name: str, dat
 def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, checkpoint: str = "last",
                  classifier: str | Path | None = None, inception_weights: str | Path | None = None,
                  device: str = "cpu", quiet: bool = False, memorization: bool = False,
-                 cas: bool = True, progress=None) -> dict:
+                 cas: bool = True, progress=None, truncation: float | None = None) -> dict:
     """Evaluate a run's generator and write RUN/eval.json.
 
     Args:
@@ -641,11 +646,15 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
         cas: for a conditional model, also train a classifier on its samples for the
             Classification Accuracy Score (`cas`, `classification_accuracy_score`).
         progress: called as progress(done, n) while the samples are drawn.
+        truncation: psi of the truncation trick for every sample scored (and those CAS trains
+            on): precision up, recall down; None is none. Recorded in the report's setup.
 
     Example:
         >>> report = evaluate_run("runs/demo")
         >>> report["model"]["fid"], report["floor"]["fid"], report["warnings"]
     """
+    if truncation is not None:
+        check_truncation(truncation)
     model = load(run_dir, checkpoint, device)
     if not hasattr(model, "sample"):
         raise ConfigError(f"run {str(run_dir)!r} is an editing run (task {model.task!r}); "
@@ -653,17 +662,19 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
     data = model.config.data
     extractor = build_extractor(data, classifier, inception_weights, device, quiet)
     evaluator = Evaluator(data, extractor, n, seed)
-    images, labels = evaluator.sample(model.net, progress)
+    images, labels = evaluator.sample(model.net, progress, truncation)
     scores = evaluator.score_samples(images, labels, getattr(model.net, "num_classes", 0))
     floor = dict(evaluator.floor)
     report = {"model": scores, "floor": floor,
               "setup": {**evaluator.setup, "checkpoint": checkpoint, "step": model.step,
                         "run": str(run_dir), "time": time.strftime("%Y-%m-%dT%H:%M:%S")},
               "warnings": evaluator.warnings(scores)}
+    if truncation is not None:
+        report["setup"]["truncation"] = truncation
     if cas and labels is not None:
         recipe = getattr(extractor, "run_dir", None) or feature_classifier(data, quiet)
         result = classification_accuracy_score(run_dir, checkpoint, data, evaluator.heldout, recipe,
-                                               seed, device, quiet)
+                                               seed, device, quiet, truncation)
         if result is None:
             report["setup"][CAS_KEY] = (f"not measured: the classifier {recipe} knows other classes "
                                         f"than the generator")
@@ -701,6 +712,9 @@ def format_table(report: dict) -> str:
                  f"{setup.get('features_trained_on', 'unknown')}")
     if "labels" in setup:
         lines.append(f"class labels of the samples: {setup['labels']}")
+    if "truncation" in setup:
+        lines.append(f"samples truncated with psi {setup['truncation']:g} (more typical, less varied: "
+                     f"compare precision and recall with an untruncated evaluation)")
     if CAS_KEY in setup:
         lines.append(f"{CAS_KEY} (classification accuracy score, train on samples, test on real): "
                      f"{setup[CAS_KEY]}")

@@ -46,6 +46,9 @@ def add_synthetic_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--synthetic-labels", choices=("balanced", "prior"), default=None,
                        help="classes of the samples: in turn, or in the real data's proportions "
                             "[objective.synthetic_labels; default: balanced]")
+    group.add_argument("--synthetic-truncation", metavar="PSI", type=float, default=None,
+                       help="truncation of the samples, in [0, 1]: typical rather than varied "
+                            "[objective.synthetic_truncation; default: 1, none]")
     group.add_argument("--augment-with", metavar="RUN", default=None,
                        help="an editing run (denoise, enhance, inpaint, super-resolve, colorize) "
                             "that re-draws a share of the real images [objective.augment_with]")
@@ -61,7 +64,7 @@ def synthetic_overrides(args: argparse.Namespace) -> list[str]:
         value = getattr(args, option, None)
         if value is not None:
             lines.append(f"objective.{option}={json.dumps(str(Path(value).resolve()))}")
-    for option in ("synthetic_ratio", "synthetic_labels", "augment_share"):
+    for option in ("synthetic_ratio", "synthetic_labels", "synthetic_truncation", "augment_share"):
         value = getattr(args, option, None)
         if value is not None:
             lines.append(f"objective.{option}={json.dumps(value)}")
@@ -77,9 +80,9 @@ def check_synthetic(args: argparse.Namespace) -> None:
 
     if resolve(args, DEFAULTS).objective.args.get("synthetic"):
         return
-    if args.synthetic_ratio is not None or args.synthetic_labels is not None:
-        raise ConfigError("--synthetic-ratio and --synthetic-labels need --synthetic RUN "
-                          "(a class-conditional generator run)")
+    if args.synthetic_ratio is not None or args.synthetic_labels is not None or args.synthetic_truncation is not None:
+        raise ConfigError("--synthetic-ratio, --synthetic-labels and --synthetic-truncation need "
+                          "--synthetic RUN (a class-conditional generator run)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -37,6 +37,9 @@ def add_parser(commands, name: str) -> None:
                         help="also find each sample's nearest training image (features and pixels), "
                              "report the share closer than held-out real images typically are, and "
                              "write RUN/memorization.png of the closest pairs")
+    parser.add_argument("--truncation", type=float, default=None, metavar="PSI",
+                        help="generators: score samples drawn with the truncation trick, PSI in "
+                             "[0, 1] (precision up, recall down) [default: none]")
     parser.add_argument("--tile", type=int, default=None, metavar="PIXELS",
                         help="editing runs: run the model in tiles of this size [default: whole images]")
 
@@ -57,9 +60,10 @@ def run(args: argparse.Namespace) -> int:
     if kind != "generator":
         if args.n is not None and args.n < 1:
             raise ConfigError(f"-n {args.n}: must be at least 1")
-        if args.memorization:
-            raise ConfigError(f"--memorization audits generators (GAN, VAE); {args.run!r} is "
-                              f"{'an editing' if kind == 'editing' else 'a ' + kind} run")
+        for flag, given in (("--memorization", args.memorization), ("--truncation", args.truncation is not None)):
+            if given:
+                raise ConfigError(f"{flag} is for generators (GAN, VAE); {args.run!r} is "
+                                  f"{'an editing' if kind == 'editing' else 'a ' + kind} run")
     if kind == "translation":
         from ..evaluate_translate import evaluate_translation, format_translation_table
 
@@ -91,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(0, "sample", args.quiet) as bar:
         report = evaluate_run(args.run, args.n, args.seed, args.checkpoint, args.classifier,
                               args.inception_weights, args.device, memorization=args.memorization,
-                              cas=not args.no_cas, progress=bar)
+                              cas=not args.no_cas, progress=bar, truncation=args.truncation)
     print(format_table(report))
     print(f"wrote {args.run}/eval.json" + (f" and {report['memorization']['grid']}"
                                            if "memorization" in report else ""))

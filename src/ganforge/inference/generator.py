@@ -13,6 +13,7 @@ from ..data.imageset import to_float, to_uint8
 from ..errors import ConfigError
 from ..imageio import to_hwc
 from ..models import DataShape, build_models
+from ..models.truncation import truncated
 from ..rundir import find_checkpoint
 
 
@@ -23,19 +24,10 @@ def generate(net: torch.nn.Module, n: int, seed: int = 0, labels: torch.Tensor |
     `seed` alone, so the same seed gives the same images at any batch size. `progress`, if
     given, is called as progress(done, n) after each batch.
 
-    `truncation` psi trades variety for fidelity: style-based generators move w towards
-    their average w (psi=0 gives the mean image); other generators scale z towards its
-    mean 0 by psi, the same idea in z space."""
+    `truncation` psi trades variety for fidelity (`models.truncation.truncated`)."""
     device = next(net.parameters()).device
     z = torch.randn(n, net.latent_dim, generator=torch.Generator().manual_seed(seed))
-    extra = {}
-    if truncation is not None:
-        if not 0 <= truncation <= 1:
-            raise ConfigError(f"truncation={truncation}: must be in [0, 1] (1 is no truncation)")
-        if getattr(net, "supports_truncation", False):
-            extra = {"truncation": truncation}
-        else:
-            z = z * truncation
+    z, extra = truncated(net, z, truncation)
     out = [torch.empty(0, net.channels, net.resolution, net.resolution, dtype=torch.uint8)]
     for start in range(0, n, batch_size):
         zb = z[start:start + batch_size].to(device)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..models.truncation import check_truncation
 from .base import OBJECTIVES, Batch, Objective, ObjectiveEntry, Phase, require_nets
 
 
@@ -31,6 +32,7 @@ class ClassifierArgs:
     synthetic_ratio: float = 1.0        # synthetic images per real image in each batch
     synthetic_only: bool = False        # train on samples alone (the real batch gives only labels)
     synthetic_labels: Literal["balanced", "prior"] = "balanced"  # classes in turn, or the real proportions
+    synthetic_truncation: float = 1.0   # truncation psi of the samples (1: none)
     augment_with: str = ""  # run directory of an editing model applied to real images
     augment_checkpoint: str = "last"
     augment_share: float = 0.5          # share of the real images it edits
@@ -46,6 +48,10 @@ class ClassifierArgs:
             raise ConfigError(f"objective.scale={self.scale}: must be in [0, 1)")
         if not self.synthetic_ratio > 0:
             raise ConfigError(f"objective.synthetic_ratio={self.synthetic_ratio}: must be positive")
+        check_truncation(self.synthetic_truncation, "objective.synthetic_truncation")
+        if self.synthetic_truncation != 1 and not self.synthetic:
+            raise ConfigError("objective.synthetic_truncation truncates the samples of objective.synthetic, "
+                              "which is not set")
         if self.synthetic_only and not self.synthetic:
             raise ConfigError("objective.synthetic_only=true needs objective.synthetic (a conditional "
                               "generator run: ganforge classify train --synthetic RUN)")
@@ -106,7 +112,7 @@ class ClassifierObjective(Objective):
         if args.synthetic:
             from .synthetic import SyntheticSource
             self.synthetic = SyntheticSource(args.synthetic, args.synthetic_checkpoint,
-                                             args.synthetic_labels, seed)
+                                             args.synthetic_labels, seed, args.synthetic_truncation)
         if args.augment_with:
             from .synthetic import EditAugment
             self.augment = EditAugment(args.augment_with, args.augment_checkpoint,

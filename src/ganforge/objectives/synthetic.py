@@ -23,6 +23,7 @@ from ..data.degrade import parse_degradation
 from ..data.imageset import to_float, to_uint8
 from ..errors import ConfigError
 from ..models import DataShape, build_models
+from ..models.truncation import truncated
 from ..rundir import find_checkpoint
 from .image2image import run_generator
 
@@ -119,9 +120,9 @@ class SyntheticSource(_Frozen):
 
     key = "objective.synthetic"
 
-    def __init__(self, run_dir: str, checkpoint_name: str, labels: str, seed: int):
+    def __init__(self, run_dir: str, checkpoint_name: str, labels: str, seed: int, truncation: float = 1.0):
         super().__init__(run_dir, checkpoint_name, seed)
-        self.labels = labels
+        self.labels, self.truncation = labels, truncation
         self.num_classes = getattr(self.net, "num_classes", 0)
         if not hasattr(self.net, "latent_dim") or self.meta["shape"].get("in_channels"):
             raise ConfigError(f"{self.key}={run_dir!r} is not a generator of images from noise "
@@ -161,8 +162,9 @@ class SyntheticSource(_Frozen):
         z = torch.randn(n, self.net.latent_dim, generator=generator)
         self.draws += 1
         net = self._on(device)
+        z, extra = truncated(net, z, self.truncation)
         with torch.autocast(device.type, enabled=False):
-            images = net(z.to(device), labels.to(device)).float()
+            images = net(z.to(device), labels.to(device), **extra).float()
         return _quantise(images), labels.to(device)
 
 
