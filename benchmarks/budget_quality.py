@@ -18,6 +18,11 @@ appended to OUT/results.jsonl and reused when the script runs again, so an inter
 table resumes (a cell cut short is trained again from the start, never resumed: a resumed
 cell would get a fresh budget on top of the time it had). The Markdown table (mean and spread over seeds) goes to stdout and
 OUT/budget_quality.md.
+
+`--truncation PSI,...` also scores each cell's run with the truncation trick (`ganforge
+evaluate --truncation PSI`; the same trained run, stored in the cell's line under
+"truncated" and added to a cell read back when missing), each PSI a row of its own beside the
+untruncated one: the precision a user can buy with recall.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ import statistics
 import time
 from pathlib import Path
 
+from ganforge import atomic
 from ganforge.cli import main as cli_main
 from ganforge.evaluate import evaluate_run
 
@@ -49,8 +55,24 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--samples", type=int, default=None, help="samples per evaluation (default 10,000)")
+    parser.add_argument("--truncation", default="", help="also score each cell at these truncation psi "
+                                                           "values, comma-separated (e.g. 0.8,0.6)")
     parser.add_argument("--out", default="runs/budget-quality")
     return parser.parse_args()
+
+
+def truncated_scores(args, row: dict) -> bool:
+    """Add the scores of each asked truncation psi that the cell's line lacks (its run must
+    still be there); whether anything was added."""
+    out = Path(args.out) / f"{row['set']}-{row['budget']}s-{row['recipe']}-seed{row['seed']}"
+    added = False
+    for psi in [float(v) for v in args.truncation.split(",") if v]:
+        key = f"{psi:g}"
+        if key in row.setdefault("truncated", {}) or not out.is_dir():
+            continue
+        row["truncated"][key] = evaluate_run(out, n=args.samples, quiet=True, truncation=psi)["model"]
+        added = True
+    return added
 
 
 def cell(args, data_set: str, budget: int, recipe: str, seed: int) -> dict:
@@ -100,12 +122,17 @@ def table(results: list[dict]) -> str:
         for (name, budget, recipe), rows in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][2])):
             if name != data_set:
                 continue
-            cells = [summary([r["model"][c] for r in rows if r["model"].get(c) is not None]) for c in COLUMNS]
-            warned = sum(bool(r["warnings"]) for r in rows)
             own = f"{rows[0]['floor']['fid']:.3g} / {rows[0]['floor']['recall']:.3g}"
-            lines.append(f"| {name} | {budget} s | {recipe} | {len(rows)} | "
-                         f"{summary([r['steps'] for r in rows])} | " + " | ".join(cells) +
-                         f" | {own} | {warned}/{len(rows)} |")
+            psis = sorted({psi for r in rows for psi in r.get("truncated", {})}, key=float, reverse=True)
+            for psi in [None, *psis]:
+                scored = [r["model"] if psi is None else r["truncated"][psi] for r in rows
+                          if psi is None or psi in r.get("truncated", {})]
+                cells = [summary([m[c] for m in scored if m.get(c) is not None]) for c in COLUMNS]
+                warned = sum(bool(r["warnings"]) for r in rows) if psi is None else None
+                label = recipe if psi is None else f"{recipe}, truncation {psi}"
+                lines.append(f"| {name} | {budget} s | {label} | {len(scored)} | "
+                             f"{summary([r['steps'] for r in rows])} | " + " | ".join(cells) +
+                             f" | {own} | {'' if warned is None else f'{warned}/{len(rows)}'} |")
     return "\n".join(lines)
 
 
@@ -123,6 +150,7 @@ def main() -> None:
                     if (data_set, budget, recipe, seed) in have:
                         continue
                     row = cell(args, data_set, budget, recipe, seed)
+                    truncated_scores(args, row)
                     with open(store, "a") as handle:
                         handle.write(json.dumps(row) + "\n")
                     done.append(row)
@@ -130,6 +158,8 @@ def main() -> None:
                                      {c: row["model"].get(c) for c in COLUMNS}), flush=True)
     wanted = [r for r in done if r["set"] in args.sets.split(",") and str(r["budget"]) in args.budgets.split(",")
               and r["recipe"] in args.recipes.split(",") and str(r["seed"]) in args.seeds.split(",")]
+    if args.truncation and any([truncated_scores(args, r) for r in wanted]):
+        atomic.write_text(store, "".join(json.dumps(r) + "\n" for r in done))
     text = table(wanted)
     (out / "budget_quality.md").write_text(text + "\n")
     print(text)

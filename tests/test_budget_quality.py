@@ -1,0 +1,51 @@
+"""benchmarks/budget_quality.py: the table and its truncated rows (the training cells
+themselves are minutes each and run only in the benchmark)."""
+import argparse
+from pathlib import Path
+
+import pytest
+
+from helpers import load_benchmark
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "budget_quality.py"
+FLOOR = {"fid": 0.1, "recall": 0.9, "precision": 0.9}
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_benchmark(SCRIPT)
+
+
+def line(seed, precision, recall, truncated=None):
+    row = {"set": "mnist", "budget": 60, "recipe": "default", "seed": seed, "steps": 100,
+           "model": {"fid": 5.0, "precision": precision, "recall": recall}, "floor": FLOOR, "warnings": []}
+    if truncated is not None:
+        row["truncated"] = truncated
+    return row
+
+
+def test_truncated_scores_are_added_once_for_cells_whose_run_is_there(bench, tmp_path, monkeypatch):
+    (tmp_path / "mnist-60s-default-seed0").mkdir()
+    asked = []
+    monkeypatch.setattr(bench, "evaluate_run", lambda run, n, quiet, truncation: asked.append(
+        (Path(run).name, truncation)) or {"model": {"precision": 0.95, "recall": 0.5}})
+    args = argparse.Namespace(out=str(tmp_path), samples=None, truncation="0.8,0.5")
+    row, gone = line(0, 0.8, 0.7), line(1, 0.8, 0.7)
+    assert bench.truncated_scores(args, row) and asked == [("mnist-60s-default-seed0", 0.8),
+                                                           ("mnist-60s-default-seed0", 0.5)]
+    assert set(row["truncated"]) == {"0.8", "0.5"}
+    assert not bench.truncated_scores(args, row) and len(asked) == 2     # kept, not measured again
+    assert not bench.truncated_scores(args, gone) and gone["truncated"] == {}  # no run left to score
+
+
+def test_each_truncation_is_a_row_beside_the_untruncated_one(bench):
+    rows = [line(0, 0.80, 0.70, {"0.8": {"fid": 6.0, "precision": 0.90, "recall": 0.50}}),
+            line(1, 0.82, 0.72, {"0.8": {"fid": 6.2, "precision": 0.92, "recall": 0.52}})]
+    text = bench.table(rows).splitlines()
+    plain = next(t for t in text if "| default |" in t)
+    cut = next(t for t in text if "| default, truncation 0.8 |" in t)
+    header = [c.strip() for c in text[0].strip("|").split("|")]
+    cells = [c.strip() for c in cut.strip("|").split("|")]
+    assert cells[header.index("precision")] == "0.91 ± 0.014" and cells[header.index("recall")] == "0.51 ± 0.014"
+    assert [c.strip() for c in plain.strip("|").split("|")][header.index("recall")] == "0.71 ± 0.014"
+    assert cells[header.index("seeds")] == "2" and cells[-1] == ""
