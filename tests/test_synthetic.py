@@ -399,6 +399,9 @@ def test_evaluate_with_truncation_scores_and_trains_cas_on_truncated_samples(toy
                         lambda *args, **kwargs: asked.append(args[-1]) or None)
     report = evaluate_run(toy, n=50, classifier=real_classifier, quiet=True, truncation=0.0)
     assert asked == [0.0] and report["setup"]["truncation"] == 0.0
+    # Written beside the plain evaluation, never over it.
+    assert json.loads((toy / "eval-truncation-0.json").read_text())["setup"]["truncation"] == 0.0
+    assert "truncation" not in json.loads((toy / "eval.json").read_text())["setup"]
     assert report["model"]["recall"] < toy_report["model"]["recall"]
     assert report["model"]["coverage"] < toy_report["model"]["coverage"]
     assert "truncated with psi 0" in format_table(report)

@@ -632,7 +632,7 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
                  classifier: str | Path | None = None, inception_weights: str | Path | None = None,
                  device: str = "cpu", quiet: bool = False, memorization: bool = False,
                  cas: bool = True, progress=None, truncation: float | None = None) -> dict:
-    """Evaluate a run's generator and write RUN/eval.json.
+    """Evaluate a run's generator and write RUN/eval.json (`eval_file_name`).
 
     Args:
         run_dir: a run directory of a generative model (GAN or VAE).
@@ -647,7 +647,8 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
             Classification Accuracy Score (`cas`, `classification_accuracy_score`).
         progress: called as progress(done, n) while the samples are drawn.
         truncation: psi of the truncation trick for every sample scored (and those CAS trains
-            on): precision up, recall down; None is none. Recorded in the report's setup.
+            on): precision up, recall down; None is none. Recorded in the report's setup and
+            written to RUN/eval-truncation-PSI.json instead of RUN/eval.json.
 
     Example:
         >>> report = evaluate_run("runs/demo")
@@ -688,8 +689,14 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
                                    "with another sample size than the model")
     if memorization:
         report["memorization"] = evaluator.memorization(images, Path(run_dir) / MEMORIZATION_GRID)
-    atomic.write_json(Path(run_dir) / "eval.json", report)
+    atomic.write_json(Path(run_dir) / eval_file_name(truncation), report)
     return report
+
+
+def eval_file_name(truncation: float | None = None) -> str:
+    """eval.json, or eval-truncation-PSI.json for a truncated evaluation, so that one never
+    replaces the run's plain evaluation (which the report and the studio show)."""
+    return "eval.json" if truncation is None else f"eval-truncation-{truncation:g}.json"
 
 
 def format_table(report: dict) -> str:

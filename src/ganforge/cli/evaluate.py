@@ -47,7 +47,7 @@ def add_parser(commands, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import checkpoint, rundir
     from ..errors import ConfigError
-    from ..evaluate import MIN_SAMPLES, evaluate_run, format_table
+    from ..evaluate import MIN_SAMPLES, eval_file_name, evaluate_run, format_table
 
     meta = checkpoint.read_meta(rundir.find_checkpoint(args.run, args.checkpoint))
     config = meta.get("config", {})
@@ -97,6 +97,6 @@ def run(args: argparse.Namespace) -> int:
                               args.inception_weights, args.device, memorization=args.memorization,
                               cas=not args.no_cas, progress=bar, truncation=args.truncation)
     print(format_table(report))
-    print(f"wrote {args.run}/eval.json" + (f" and {report['memorization']['grid']}"
-                                           if "memorization" in report else ""))
+    print(f"wrote {args.run}/{eval_file_name(args.truncation)}" + (f" and {report['memorization']['grid']}"
+                                                                    if "memorization" in report else ""))
     return 0
