@@ -81,10 +81,13 @@ def run_sample(args: argparse.Namespace) -> int:
     width, height = parse_size(args.size)
     require_new(args.out, args.force)
     model = load(args.run, args.checkpoint, args.device)
-    texture = sample_gan(model.net, width, height, args.seed, args.tileable)[0]
+    exemplar = None   # read before sampling, so that a moved exemplar fails fast
     if args.match_histogram is not None:
-        exemplar = args.match_histogram or exemplar_of(args.run, model.config)
-        texture = match_histogram(texture, read_exemplar(exemplar, texture.shape[-1]))
+        exemplar = read_exemplar(args.match_histogram or exemplar_of(args.run, model.config),
+                                 model.config.data.channels)
+    texture = sample_gan(model.net, width, height, args.seed, args.tileable)[0]
+    if exemplar is not None:
+        texture = match_histogram(texture, exemplar)
     _write(args.out, texture, args.force)
     return 0
 
