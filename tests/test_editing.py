@@ -286,6 +286,10 @@ def test_train_scale_sets_the_downscale(capsys):
     assert printed["task"] == "super-resolve"
     assert printed["data"]["degrade"] == "downscale:2"
     assert printed["model"]["name"] == "srresnet" and printed["objective"]["name"] == "image2image"
+    # Super-resolution's own schedule (measured in the README's editing table), not denoising's.
+    assert (printed["train"]["lr"], printed["train"]["steps"]) == (5e-4, 3300)
+    assert main(["train", "--task", "denoise", "--dry-run"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["train"]["lr"] == 2e-4
 
 
 def test_train_task_defaults_are_overridable(capsys):
