@@ -522,6 +522,20 @@ def test_evaluate_denoise_on_a_patch_folder(denoise_run, tmp_path, capsys):
     assert "changed_outside_hole" not in report
 
 
+def test_evaluate_inpaint_on_photos_of_several_sizes(patches, tmp_path, capsys):
+    """Whole held-out photos of two sizes (31x41, 27x35): scored one by one, the hole PSNR
+    beside biharmonic's, the pixels outside the hole checked across both sizes; no feature
+    space (unlabelled photos), and no crash from stacking images of several sizes."""
+    run = ganforge.train(overrides=task_overrides("inpaint", tmp_path / "run", patches,
+                                                  **{"data.name": f"patches:{patches}", "data.channels": 3,
+                                                     "data.resolution": 16})).dir
+    assert main(["evaluate", str(run)]) == 0
+    report = json.loads((run / "eval.json").read_text())
+    assert report["setup"]["images"] == 2 and report["changed_outside_hole"] == 0
+    assert "psnr_hole" in report["model"] and "psnr_hole" in report["baselines"]["inpaint_biharmonic"]
+    assert "feature_scores" not in report
+
+
 # 10. Two ranks.
 @pytest.mark.dist
 def test_inpaint_with_adversarial_term_keeps_two_ranks_in_step(tmp_path):

@@ -246,13 +246,17 @@ def evaluate_editing(run_dir: str | Path, n: int | None = None, seed: int = 0, c
 def _hole_checks(model, config, data, outputs, classifier, quiet) -> dict:
     """Untouched pixels outside the hole; FID/KID of composites (labelled sets); for
     replacement, whether the requested class is recognised in the region."""
+    changed = 0
+    for made, mask, source in zip(outputs, data["mask"], data["source"]):  # chunks, maybe of other sizes
+        outside = ~mask.bool().expand_as(made)
+        changed += int((made[outside] != to_uint8(source)[outside]).sum())
+    extra = {"changed_outside_hole": changed}
+    if len({tuple(t.shape[-2:]) for t in data["target"]}) > 1:
+        return extra  # whole photos of several sizes: no feature space of their own (the hole PSNR is the score)
     targets = torch.cat([to_uint8(t) for t in data["target"]])
     masks = torch.cat(data["mask"]).bool()
     made = torch.cat(outputs)
     sources = torch.cat([to_uint8(s) for s in data["source"]])
-    outside = ~masks.expand_as(made)
-    changed = int((made[outside] != sources[outside]).sum())
-    extra = {"changed_outside_hole": changed}
     if data["requested"][0] is not None:
         extra.update(_replacement_accuracy(config, made, masks, torch.cat(data["requested"]),
                                            targets, torch.cat(data["original"]), classifier, quiet))
