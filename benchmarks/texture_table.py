@@ -119,7 +119,7 @@ def main() -> None:
         train_s = float(ganforge.load(run).meta["elapsed_s"])
         net = ganforge.load(run).net
         gan = [sample_gan(net, SIZE, SIZE, seed)[0] for seed in range(SAMPLES)]
-        matched = [match_histogram(g, exemplar if exemplar.ndim == 3 else exemplar[..., None]) for g in gan]
+        matched = [match_histogram(g, exemplar) for g in gan]  # a gray exemplar is taken as H x W x 1
         tileable = sample_gan(net, SIZE, SIZE, 0, tileable=True)[0]
         gram, gram_s = gram_outputs(out, name, exemplar, args.gram_steps)
         tiling = [random_tiling(exemplar, SIZE, SIZE, seed) for seed in range(SAMPLES)]
