@@ -271,3 +271,31 @@ def test_edges_draws_black_lines_where_the_image_changes():
     out = run("edges", step).source[0, 0]
     assert (out[:, 7:9] == -1).all() and (out[:, :6] == 1).all() and (out[:, 10:] == 1).all()
     assert parse_degradation("edges").in_channels(3) == 1
+
+
+# --------------------------------------------------------------------------- free-form at a set scale
+
+def test_free_form_scale_equals_plain_at_that_size():
+    x = images(8, c=1, h=32)
+    assert torch.equal(run("mask:free-form:32", x).mask, run("mask:free-form", x).mask)
+
+
+def test_free_form_scale_keeps_stroke_size_and_share_on_a_larger_image():
+    """Strokes drawn as on a 32-pixel image cover a 128-pixel one as much, but each is a
+    quarter as wide as the image-sized ones: holes of the training crops' size on a photo."""
+    x = images(8, c=1, h=128)
+    scaled, plain = run("mask:free-form:32", x).mask, run("mask:free-form", x).mask
+    assert 0.1 <= scaled.mean() <= 0.4 and 0.1 <= plain.mean() <= 0.4
+    # Thin strokes leave most hole pixels near the hole's edge; wide ones do not.
+    def edge_share(mask):
+        inner = -torch.nn.functional.max_pool2d(-mask, 5, 1, 2)      # erosion by 2 pixels
+        return 1 - inner.sum() / mask.sum()
+    assert edge_share(scaled) > 2 * edge_share(plain)
+
+
+@pytest.mark.parametrize("spec, part", [("mask:free-form:abc", "size in pixels"),
+                                        ("mask:free-form:4", ">= 8"), ("mask:free-form:-5", ">= 8")])
+def test_free_form_scale_errors(spec, part):
+    with pytest.raises(ConfigError, match=part) as error:
+        parse_degradation(spec)
+    assert spec in str(error.value)

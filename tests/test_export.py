@@ -54,6 +54,9 @@ RUNS = {
                  "train.batch_size": 2},
     "cnn": {"model.name": "cnn", "model.width": 4, "model.hidden": 8},
 }
+# Variants of a family that change its graph: exported and checked beside the family's own run.
+VARIANTS = {"unet-residual": {"task": "inpaint", "model.g_width": 4, "model.depth": 2,
+                             "model.residual": True, **PATCH_D}}
 PHOTOS = ("spatial", "srresnet", "dncnn")   # trained on patches of synthetic pictures
 STRICT = 1e-4   # what the tests ask of every export (the command's default is 1e-3)
 
@@ -81,7 +84,7 @@ def runs(export_dir):
 
     def get(name: str) -> Path:
         if name not in made:
-            overrides = {**TINY, **RUNS[name], "out": str(export_dir / "runs" / name)}
+            overrides = {**TINY, **{**RUNS, **VARIANTS}[name], "out": str(export_dir / "runs" / name)}
             if name in PHOTOS:
                 overrides["data.name"] = f"patches:{export_dir}"
             with pytest.MonkeyPatch.context() as mp:
@@ -223,7 +226,7 @@ def test_stylegan_fixed_noise_bakes_in_the_runs_maps(runs, export_dir):
     assert np.abs(got - model.sample(3, seed=2).astype(int)).max() <= 1
 
 
-@pytest.mark.parametrize("name", ["unet", "srresnet", "dncnn"])
+@pytest.mark.parametrize("name", ["unet", "unet-residual", "srresnet", "dncnn"])
 def test_editors_match_edit_tensor_at_any_size(name, runs, exported):
     """Odd sizes (padded to the stride inside the graph) and another batch size."""
     editor = ganforge.load(runs(name))

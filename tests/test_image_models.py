@@ -271,3 +271,52 @@ def test_unet_rejects_inputs_off_its_stride():
 def test_impossible_configurations_are_config_errors(name, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         build(name, **kwargs)
+
+
+# --------------------------------------------------------------------------- unet residual
+
+def test_smooth_fill_keeps_known_pixels_and_fills_smoothly():
+    from ganforge.models.fill import smooth_fill
+
+    ramp = torch.linspace(-1, 1, 40).view(1, 1, 1, 40).expand(2, 3, 40, 40)
+    hole = torch.zeros(2, 1, 40, 40)
+    hole[0, :, 10:30, 12:20] = 1
+    hole[1, :, 5:8, :] = 1                                  # a band across the whole image
+    filled = smooth_fill(ramp * (1 - hole), hole)
+    assert torch.equal(filled[hole.expand_as(filled) == 0], ramp[hole.expand_as(ramp) == 0])
+    # A ramp is harmonic: the fill should come close to it, far closer than mid-grey.
+    inside = hole.expand_as(filled) == 1
+    error = (filled - ramp)[inside].abs().mean()
+    assert error < 0.1 * ramp[inside].abs().mean()
+    assert smooth_fill(ramp, torch.ones(2, 1, 40, 40)).abs().max() == 0   # nothing known: mid-grey
+
+
+def test_unet_residual_fills_the_hole_first_and_learns_a_correction():
+    from ganforge.models.fill import smooth_fill
+
+    G = build("unet", 3, mask=True, residual=True)["G"]
+    x = torch.rand(2, 3, 12, 20) * 2 - 1
+    hole = torch.zeros(2, 1, 12, 20)
+    hole[..., 4:8, 4:12] = 1
+    torch.nn.init.zeros_(G.up[-1][1].weight)
+    torch.nn.init.zeros_(G.up[-1][1].bias)                 # no correction: the fill itself
+    packed = torch.cat([x * (1 - hole), hole], 1)
+    assert torch.allclose(G(packed), smooth_fill(x * (1 - hole), hole).clamp(-1, 1))
+    G = build("unet", 3, mask=True, residual=True)["G"]     # a correction, and its gradients
+    out = G(packed)
+    assert not torch.allclose(out, smooth_fill(x * (1 - hole), hole))
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in G.parameters())
+
+
+def test_unet_residual_without_a_hole_returns_input_plus_correction():
+    G = build("unet", 3, residual=True)["G"]
+    x = torch.rand(2, 3, 12, 20) * 1.6 - 0.8
+    torch.nn.init.zeros_(G.up[-1][1].weight)
+    torch.nn.init.zeros_(G.up[-1][1].bias)
+    assert torch.equal(G(x), x)
+
+
+def test_unet_residual_needs_the_output_channels_in_the_input():
+    with pytest.raises(ConfigError, match="model.residual.*1 channel.*output 3"):
+        build("unet", 3, 1, mask=True, residual=True)

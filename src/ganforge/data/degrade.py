@@ -95,12 +95,18 @@ def _center_mask(x: torch.Tensor) -> torch.Tensor:
 
 
 def _free_form_mask(x: torch.Tensor, generator: Generator, strokes: int = 4,
-                    vertices: int = 5) -> torch.Tensor:
+                    vertices: int = 5, scale: int | None = None) -> torch.Tensor:
     """Brush strokes as LaMa / DeepFill draw them: 1-4 polylines of 2-5 vertices per image,
     any angle, segments 25-75% and width 5-15% of the shorter side, vertices kept inside.
-    Holes cover about 20% of an image on average (5-35% for most)."""
+    Holes cover about 20% of an image on average (5-35% for most).
+
+    With `scale`, strokes are drawn as on a `scale`-pixel image whatever the image's size
+    (widths and lengths from `scale`, up to 4 strokes per `scale` x `scale` of area), so a
+    model trained on crops of that size meets holes of the size it learnt on a whole photo."""
     n, _, h, w = x.shape
-    side = min(h, w)
+    side = scale or min(h, w)
+    if scale:
+        strokes = max(1, round(strokes * h * w / scale ** 2))
     # Draw counts, widths, start points (pixel centres, so every stroke covers a pixel), steps.
     n_strokes = _uniform_int(x, (n, 1), 1, strokes, generator)
     n_vertices = _uniform_int(x, (n, strokes), 2, vertices, generator)
@@ -247,7 +253,6 @@ def _register_plain(name: str, fn: Callable, **flags) -> None:
 
 _register_plain("mask:box", lambda x, g, *_: (_box_mask(x, g), None), makes_mask=True)
 _register_plain("mask:center", lambda x, g, *_: (_center_mask(x), None), makes_mask=True)
-_register_plain("mask:free-form", lambda x, g, *_: (_free_form_mask(x, g), None), makes_mask=True)
 _register_plain("mask:region", _region_mask, makes_mask=True)
 _register_plain("gray", lambda x, g: _gray(x), gray=True)
 _register_plain("edges", lambda x, g: _edges(x), gray=True)
@@ -269,6 +274,22 @@ def _register_number(name: str, cast: type, ok: Callable[[float], bool], rule: s
             raise ConfigError(f"{name}:{arg}: the argument must be {hint}")
         return build(value)
     DEGRADATIONS.register(name)(factory)
+
+
+
+
+@DEGRADATIONS.register("mask:free-form")
+def _free_form_op(arg: str | None) -> Op:
+    """mask:free-form (strokes sized by the image) or mask:free-form:SCALE (sized as on a
+    SCALE-pixel image, so whole photos get the holes of the training crops)."""
+    if arg is None:
+        return Op("mask:free-form", lambda x, g, *_: (_free_form_mask(x, g), None), makes_mask=True)
+    if not arg.isdigit() or int(arg) < 8:
+        raise ConfigError(f"mask:free-form:{arg}: the argument must be a size in pixels >= 8 "
+                          "(e.g. mask:free-form:64, the training crop's size)")
+    size = int(arg)
+    return Op(f"mask:free-form:{size}", lambda x, g, *_: (_free_form_mask(x, g, scale=size), None),
+              makes_mask=True)
 
 
 _register_number("downscale", int, lambda v: v >= 2, "an integer >= 2", "4",

@@ -19,7 +19,10 @@ lies in [-1, 1]. With g_width=64, max_width=512, depth=8 and batch norm this is 
 
 The input is the image, then the hole mask, then a one-hot class map, concatenated by the
 caller; G has no labels argument. Weights start N(0, 0.02), norm gains N(1, 0.02), as in
-pix2pix. Instance norm normalises each image as a whole, so an instance-norm U-Net run in
+pix2pix. With `residual` the net returns its input plus a correction (no tanh; clamped to
+[-1, 1]), as DnCNN and VDSR learn, for tasks whose output is the input mended (denoising,
+enhancement, inpainting); with a hole, the hole is first filled smoothly from its border
+(models/fill.py), so the net starts where a classical fill ends. Instance norm normalises each image as a whole, so an instance-norm U-Net run in
 tiles differs from the same net run on the whole image; batch norm in eval mode does not.
 """
 from __future__ import annotations
@@ -30,6 +33,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, require_at_least_one
+from .fill import smooth_fill
 from .layers import init_dcgan, leaky
 from .patchgan import Norm, build_patchgan, check_d_options, check_norm, condition_channels, norm2d
 from .registry import MODELS, Architecture, DataShape
@@ -48,6 +52,7 @@ class UNetArgs:
     d_layers: int = 3          # D's stride-2 layers (3: 70 x 70 patches)
     d_norm: Norm = "batch"     # norm of D's layers: batch, instance or none
     d_conditional: bool = True  # D also sees G's input (pix2pix's conditional D)
+    residual: bool = False     # return the input (holes smoothly filled) plus a learnt correction
 
     def check(self):
         require_at_least_one("model", self, ("g_width", "depth", "max_width"))
@@ -106,6 +111,11 @@ class UNetGenerator(nn.Module):
         if shape.resolution % self.stride:
             raise ConfigError(f"data.resolution={shape.resolution}: unet with model.depth={args.depth} "
                               f"needs crops whose side is a multiple of {self.stride}; lower model.depth")
+        if args.residual and shape.in_channels != shape.channels:
+            raise ConfigError(f"model.residual=true adds a correction to the input, but the input "
+                              f"has {shape.in_channels} channel(s) and the output {shape.channels} "
+                              f"(colorization cannot be residual)")
+        self.residual, self.fills_hole = args.residual, args.residual and shape.mask
         widths, depth = _widths(args), args.depth
         bias = args.norm == "none"
 
@@ -127,7 +137,8 @@ class UNetGenerator(nn.Module):
                            norm2d(args.norm, widths[k - 1]),
                            nn.Dropout(args.dropout) if dropout else None))
         c_in = widths[0] if depth == 1 else 2 * widths[0]
-        up.append(_seq(nn.ReLU(), nn.ConvTranspose2d(c_in, shape.channels, 4, 2, 1), nn.Tanh()))
+        up.append(_seq(nn.ReLU(), nn.ConvTranspose2d(c_in, shape.channels, 4, 2, 1),
+                       None if self.residual else nn.Tanh()))
         self.up = nn.ModuleList(up)
         init_dcgan(self)
 
@@ -135,6 +146,10 @@ class UNetGenerator(nn.Module):
         if x.shape[1] != self.in_channels or x.shape[2] % self.stride or x.shape[3] % self.stride:
             raise ValueError(f"unet expects N x {self.in_channels} x h x w with h and w multiples "
                              f"of {self.stride}, got {tuple(x.shape)} (pad with inference.tiles.run_padded)")
+        start = x[:, :self.channels] if self.residual else None
+        if self.fills_hole:  # image, then the hole (1 = hole): fill it, then correct the fill
+            start = smooth_fill(start, x[:, self.channels:self.channels + 1])
+            x = torch.cat([start, x[:, self.channels:]], 1)
         # Encode, keeping every level's features for the skips.
         skips = []
         for layer in self.down:
@@ -144,7 +159,7 @@ class UNetGenerator(nn.Module):
         x = self.up[0](skips.pop())
         for layer in self.up[1:]:
             x = layer(torch.cat([skips.pop(), x], dim=1))
-        return x
+        return (start + x).clamp(-1, 1) if self.residual else x
 
 
 def build(args: UNetArgs, shape: DataShape) -> dict[str, nn.Module]:
