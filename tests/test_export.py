@@ -49,7 +49,7 @@ RUNS = {
     "unet": {"task": "replace", "model.g_width": 4, "model.depth": 2, **PATCH_D},
     "srresnet": {"task": "super-resolve", "model.n_blocks": 1, "model.width": 4, **PATCH_D,
                  "data.degrade": "downscale:2"},
-    "dncnn": {"task": "denoise", "model.depth": 3, "model.width": 4, **PATCH_D},
+    "dncnn": {"task": "denoise", "model.name": "dncnn", "model.depth": 3, "model.width": 4, **PATCH_D},
     "cyclegan": {"task": "translate", "model.blocks": 1, "model.g_width": 4, **PATCH_D, "objective.pool_size": 3,
                  "train.batch_size": 2},
     "cnn": {"model.name": "cnn", "model.width": 4, "model.hidden": 8},

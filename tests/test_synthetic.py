@@ -315,7 +315,8 @@ def test_affine_rotates_and_zooms_about_the_centre():
 
 @pytest.fixture(scope="module")
 def denoiser(module_dir) -> Path:
-    return ganforge.train(overrides={"task": "denoise", "data.name": "digits", "data.channels": 1,
+    return ganforge.train(overrides={"task": "denoise", "model.name": "dncnn", "data.name": "digits",
+                                     "data.channels": 1,
                                      "data.resolution": 16, "model.depth": 3, "model.width": 8,
                                      "train.batch_size": 8, "train.steps": 2, **QUIET,
                                      "out": str(module_dir / "denoise")}).dir

@@ -40,9 +40,9 @@ def _denoisers(sigma: float) -> dict:
     """scikit-image's three classical denoisers, told the true noise level (in [0, 1] units)."""
     from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, denoise_wavelet
 
-    def nl_means(x):
+    def nl_means(x):  # drops a single channel axis: put it back
         return denoise_nl_means(x, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6,
-                                fast_mode=True, channel_axis=-1)
+                                fast_mode=True, channel_axis=-1).reshape(x.shape)
 
     def wavelet(x):
         return denoise_wavelet(x, sigma=sigma, method="BayesShrink", mode="soft",
@@ -80,7 +80,9 @@ def baselines(spec: str, target_size: tuple[int, int], channels: int) -> dict:
 
         gamma = float(args["lowlight"])
         found["inverse_gamma"] = lambda s, m: exposure.adjust_gamma(s, 1 / gamma)
-        found["clahe"] = lambda s, m: exposure.equalize_adapthist(s, channel_axis=-1)
+        # CLAHE equalises an RGB image on its HSV value by itself; a gray one is H x W.
+        found["clahe"] = lambda s, m: (exposure.equalize_adapthist(s) if s.shape[-1] == 3
+                                       else exposure.equalize_adapthist(s[..., 0])[..., None])
     elif "blur" in kinds:
         from skimage.restoration import richardson_lucy
 
