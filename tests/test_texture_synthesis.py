@@ -121,6 +121,10 @@ def texture_run(tmp_path, exemplar):
 def test_texture_train_and_sample_any_size(texture_run, tmp_path, capsys):
     model = ganforge.load(texture_run)
     assert model.config.model.name == "spatial" and model.config.data.channels == 1
+    # The family's measured recipe: cosine decay and light augmentation.
+    assert model.config.train.lr_schedule == "cosine"
+    args = model.config.objective.args
+    assert (args["augment"], args["augment_p"]) == ("translation,color,cutout", 0.2)
     out = tmp_path / "big.png"
     assert main(["texture", "sample", str(texture_run), "--size", "50x30", "--out", str(out)]) == 0
     assert Image.open(out).size == (50, 30)
@@ -228,7 +232,8 @@ def test_a_texture_run_resumes_exactly(tmp_path, exemplar):
     overrides = {"data.name": f"patches:{exemplar}", "data.resolution": 16, "data.channels": 1,
                  "model.name": "spatial", **{f"model.{k}": v for k, v in SMALL.items()},
                  "train.batch_size": 4, "log.progress": False, "log.tensorboard": "no",
-                 "health.diversity_every": 2, "log.every": 2}
+                 "health.diversity_every": 2, "log.every": 2,
+                 "train.schedule_steps": 4}   # the cosine decay's horizon: the same in both runs
     tensors = assert_resume_is_exact(tmp_path, overrides, steps=4, split=2)
     assert any(k.startswith("nets.G.") for k in tensors)
 

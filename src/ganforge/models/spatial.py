@@ -120,4 +120,8 @@ def build(args: SpatialArgs, shape: DataShape) -> dict[str, nn.Module]:
 MODELS.register("spatial")(Architecture(
     SpatialArgs, build, resolutions=None, channels=(1, 3), labels="never",
     summary="Spatial GAN for textures: latent field -> image, PatchGAN; any output size, tileable",
-    defaults={"train": {"lr": 2e-4, "beta1": 0.5}}))
+    # Cosine decay and light differentiable augmentation (DiffAugment's, at p 0.2): at 2,000
+    # steps the histogram-matched similarity beats random tiling on brick, grass and gravel
+    # (README, Textures, measured).
+    defaults={"train": {"lr": 2e-4, "beta1": 0.5, "lr_schedule": "cosine"},
+              "objective": {"augment": "translation,color,cutout", "augment_p": 0.2}}))
