@@ -22,8 +22,9 @@ caller; G has no labels argument. Weights start N(0, 0.02), norm gains N(1, 0.02
 pix2pix. With `residual` the net returns its input plus a correction (no tanh; clamped to
 [-1, 1]), as DnCNN and VDSR learn, for tasks whose output is the input mended (denoising,
 enhancement, inpainting); with a hole, the hole is first filled smoothly from its border
-(models/fill.py), so the net starts where a classical fill ends. Instance norm normalises each image as a whole, so an instance-norm U-Net run in
-tiles differs from the same net run on the whole image; batch norm in eval mode does not.
+(models/fill.py), so the net starts where a classical fill ends. Instance norm normalises
+each image as a whole, so an instance-norm U-Net run in tiles differs from the same net run
+on the whole image; batch norm in eval mode does not.
 """
 from __future__ import annotations
 
