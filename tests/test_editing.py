@@ -69,11 +69,13 @@ def write_pictures(folder: Path, sizes: list[tuple[int, int]], seed: int = 0) ->
     return folder
 
 
-def task_overrides(task: str, out: Path, patches: Path | None = None, **extra) -> dict:
-    """A tiny config for `task`: its own model family at its smallest; photo tasks on
-    `patches` (synthetic PNGs); super-resolution at x2."""
+def task_overrides(task: str, out: Path, patches: Path | None = None, family: str | None = None,
+                   **extra) -> dict:
+    """A tiny config for `task`: its own model family (or `family`) at its smallest; photo
+    tasks on `patches` (synthetic PNGs); super-resolution at x2."""
     defaults = TASKS.get(task).defaults
-    overrides = {"task": task, **TINY, **FAMILY[defaults["model"]["name"]], "out": str(out)}
+    family = family or defaults["model"]["name"]
+    overrides = {"task": task, **TINY, "model.name": family, **FAMILY[family], "out": str(out)}
     if defaults["data"]["name"].startswith("photos"):
         overrides["data.name"] = f"patches:{patches}"
     if task == "super-resolve":
@@ -121,12 +123,7 @@ def denoise_run(module_dir, patches) -> Path:
 @pytest.fixture(scope="module")
 def dncnn_run(module_dir, patches) -> Path:
     """Denoising with DnCNN (stride 1, no global operation: tiles must equal the whole)."""
-    overrides = {**task_overrides("denoise", module_dir / "dncnn", patches), "model.name": "dncnn",
-                 **FAMILY["dncnn"]}
-    for key in FAMILY["unet"]:
-        if key not in FAMILY["dncnn"]:
-            overrides.pop(key)
-    return ganforge.train(overrides=overrides).dir
+    return ganforge.train(overrides=task_overrides("denoise", module_dir / "dncnn", patches, "dncnn")).dir
 
 
 @pytest.fixture(scope="module")

@@ -276,20 +276,16 @@ def _register_number(name: str, cast: type, ok: Callable[[float], bool], rule: s
     DEGRADATIONS.register(name)(factory)
 
 
-
-
 @DEGRADATIONS.register("mask:free-form")
 def _free_form_op(arg: str | None) -> Op:
     """mask:free-form (strokes sized by the image) or mask:free-form:SCALE (sized as on a
     SCALE-pixel image, so whole photos get the holes of the training crops)."""
-    if arg is None:
-        return Op("mask:free-form", lambda x, g, *_: (_free_form_mask(x, g), None), makes_mask=True)
-    if not arg.isdigit() or int(arg) < 8:
+    if arg is not None and (not arg.isdigit() or int(arg) < 8):
         raise ConfigError(f"mask:free-form:{arg}: the argument must be a size in pixels >= 8 "
                           "(e.g. mask:free-form:64, the training crop's size)")
-    size = int(arg)
-    return Op(f"mask:free-form:{size}", lambda x, g, *_: (_free_form_mask(x, g, scale=size), None),
-              makes_mask=True)
+    scale = None if arg is None else int(arg)
+    spec = "mask:free-form" if scale is None else f"mask:free-form:{scale}"
+    return Op(spec, lambda x, g, *_: (_free_form_mask(x, g, scale=scale), None), makes_mask=True)
 
 
 _register_number("downscale", int, lambda v: v >= 2, "an integer >= 2", "4",

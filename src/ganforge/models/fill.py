@@ -19,7 +19,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LEVELS = 10  # pyramid levels: holes up to about 2**LEVELS pixels across get a fill from known pixels
+# Pyramid levels: holes up to about 2**LEVELS pixels across get a fill from known pixels. A
+# fixed count, not one from the image's size, so an exported ONNX graph fills alike at every
+# size (levels past 1 x 1 stay 1 x 1 and cost next to nothing).
+LEVELS = 10
 SWEEPS = 8   # Jacobi sweeps per level on the way up
 
 
