@@ -25,7 +25,7 @@ from ganforge.errors import ConfigError, GanforgeError
 from ganforge.export import export_onnx
 from ganforge.inference import load_classifier
 from ganforge.models import MODELS
-from ganforge.texture.synthesis import sample_gan
+from ganforge.texture.synthesis import periodic_cut, sample_gan
 from helpers import error_line
 
 QUIET = {"log.progress": False, "log.tensorboard": "no"}
@@ -56,8 +56,9 @@ RUNS = {
 }
 # Variants of a family that change its graph: exported and checked beside the family's own run.
 VARIANTS = {"unet-residual": {"task": "inpaint", "model.g_width": 4, "model.depth": 2,
-                             "model.residual": True, **PATCH_D}}
-PHOTOS = ("spatial", "srresnet", "dncnn")   # trained on patches of synthetic pictures
+                             "model.residual": True, **PATCH_D},
+            "spatial-bilinear": {**RUNS["spatial"], "model.upsample": "bilinear"}}
+PHOTOS = ("spatial", "spatial-bilinear", "srresnet", "dncnn")   # trained on patches of synthetic pictures
 STRICT = 1e-4   # what the tests ask of every export (the command's default is 1e-3)
 
 
@@ -274,15 +275,18 @@ def test_translation_exports_each_direction(runs, exported, capsys):
     assert np.abs(run_onnx(a2b["path"], image=x) - run_onnx(b2a, image=x)).max() > 1e-3
 
 
-def test_texture_fields_of_any_size_and_tileable(runs, exported, export_dir):
-    net = ganforge.load(runs("spatial")).net
-    plain = exported("spatial")
-    tileable = export_onnx(runs("spatial"), export_dir / "tileable.onnx", tileable=True, atol=STRICT)
+@pytest.mark.parametrize("name", ["spatial", "spatial-bilinear"])
+def test_texture_fields_of_any_size_and_tileable(runs, exported, export_dir, name):
+    net = ganforge.load(runs(name)).net
+    plain = exported(name)
+    tileable = export_onnx(runs(name), export_dir / f"{name}-tileable.onnx", tileable=True, atol=STRICT)
     assert Path(tileable["path"]).is_file() and tileable["notes"]["tileable"] is True
     for report, wrap in ((plain, False), (tileable, True)):
         z = net.noise(2, 24, 36, torch.Generator().manual_seed(3))   # as sample_gan draws it
         got = run_onnx(report["path"], z=z)
         assert got.shape == (2, 1, 24, 36)
+        if wrap:   # the graph returns the periodic image; sample_gan cuts it open at a random offset
+            got = np.roll(got, periodic_cut(net.stride, 3), axis=(2, 3))
         expected = sample_gan(net, 36, 24, seed=3, tileable=wrap, n=2)
         pixels = np.round((got.transpose(0, 2, 3, 1) + 1) * 127.5).astype(int)
         assert np.abs(pixels - np.stack(expected).astype(int)).max() <= 1

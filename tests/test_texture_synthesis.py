@@ -15,8 +15,9 @@ from ganforge.config import DataConfig, ModelConfig
 from ganforge.data import load_dataset
 from ganforge.errors import ConfigError, DataError
 from ganforge.models import DataShape, build_models
+from ganforge.models.spatial import FieldUpsample
 from ganforge.texture.features import RandomFeatures
-from ganforge.texture.synthesis import gram_synthesis, match_histogram, random_tiling, sample_gan
+from ganforge.texture.synthesis import gram_synthesis, match_histogram, periodic_cut, random_tiling, sample_gan
 from helpers import assert_resume_is_exact
 
 SMALL = {"z_channels": 2, "upsamplings": 2, "g_width": 4, "max_width": 8, "d_width": 4, "d_layers": 1}
@@ -77,8 +78,9 @@ def test_samples_are_normalised_by_their_own_field_not_by_running_averages():
     torch.testing.assert_close(norm(x), expected)
 
 
-def test_tileable_generators_wrap_exactly():
-    G = build()["G"].train()   # batch statistics: outputs of full range (an untrained G in eval is ~0)
+@pytest.mark.parametrize("upsample", ["nearest", "bilinear"])
+def test_tileable_generators_wrap_exactly(upsample):
+    G = build(upsample=upsample)["G"].train()   # batch statistics: outputs of full range (an untrained G in eval is ~0)
     field = torch.randn(1, 2, 3, 4)
     with torch.no_grad():
         G.tileable(True)
@@ -99,6 +101,8 @@ def test_model_options_are_checked():
         build(padding="circular")
     with pytest.raises(ConfigError, match="model.upsamplings"):
         build(upsamplings=0)
+    with pytest.raises(ConfigError, match="model.upsample="):
+        build(upsample="bicubic")
 
 
 def test_one_image_file_is_a_patch_set(exemplar):
@@ -125,6 +129,7 @@ def test_texture_train_and_sample_any_size(texture_run, tmp_path, capsys):
     assert model.config.train.lr_schedule == "cosine"
     args = model.config.objective.args
     assert (args["augment"], args["augment_p"]) == ("translation,color,cutout", 0.2)
+    assert {m.mode for m in model.net.modules() if isinstance(m, FieldUpsample)} == {"nearest"}
     out = tmp_path / "big.png"
     assert main(["texture", "sample", str(texture_run), "--size", "50x30", "--out", str(out)]) == 0
     assert Image.open(out).size == (50, 30)
@@ -149,6 +154,16 @@ def test_tileable_samples_wrap_and_seeds_repeat(texture_run):
     inside = np.abs(np.diff(image, axis=1)).mean()
     across = np.abs(image[:, -1] - image[:, 0]).mean()
     assert across <= 3 * inside + 1
+    # The cut is the periodic image rolled by an offset within one latent cell, drawn from the seed.
+    net.tileable(True)
+    with torch.no_grad():
+        periodic = net(net.noise(1, 24, 32, torch.Generator().manual_seed(3)))
+    net.tileable(False)
+    cut = periodic_cut(net.stride, 3)
+    assert all(0 <= k < net.stride for k in cut)
+    assert {periodic_cut(net.stride, seed) for seed in range(20)} != {cut}
+    rolled = ((periodic.roll(cut, dims=(2, 3))[0, 0] + 1) * 127.5).round().numpy()
+    assert np.abs(rolled - a[..., 0]).max() <= 1
 
 
 def test_histogram_matching_takes_the_exemplars_tones_and_keeps_the_order_of_pixels():

@@ -45,6 +45,7 @@ class SpatialArgs:
     g_width: int = 32            # channels at the finest level (doubling towards the field, to max_width)
     max_width: int = 128
     padding: str = "reflect"     # G's padding: reflect or zeros (tileable sampling uses circular)
+    upsample: str = "nearest"    # or bilinear: fewer edges on the field's cell grid, but smeared detail (README)
     d_width: int = 32            # PatchGAN: channels of the first layer
     d_layers: int = 3            # PatchGAN: stride-2 layers (3: 70 x 70 patches)
     d_norm: Norm = "batch"
@@ -55,6 +56,8 @@ class SpatialArgs:
                 raise ConfigError(f"model.{key}={getattr(self, key)}: must be at least 1")
         if self.padding not in ("reflect", "zeros"):
             raise ConfigError(f"model.padding={self.padding!r}: must be reflect or zeros")
+        if self.upsample not in ("nearest", "bilinear"):
+            raise ConfigError(f"model.upsample={self.upsample!r}: must be nearest or bilinear")
         check_norm("model.d_norm", self.d_norm)
 
 
@@ -66,6 +69,24 @@ class FieldNorm(nn.BatchNorm2d):
         if self.training:
             return super().forward(x)
         return F.instance_norm(x, weight=self.weight, bias=self.bias, use_input_stats=True, eps=self.eps)
+
+
+class FieldUpsample(nn.Module):
+    """x2 upsampling that can wrap: bilinear interpolation at a border reads the opposite
+    border when `circular` is on (one wrapped cell of padding, cut off after), so a field on a
+    torus stays exactly periodic. Nearest needs no neighbours and ignores the flag."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode, self.circular = mode, False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "nearest":
+            return F.interpolate(x, scale_factor=2, mode="nearest")
+        if self.circular:
+            x = F.pad(x, (1, 1, 1, 1), mode="circular")
+        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        return x[..., 2:-2, 2:-2] if self.circular else x
 
 
 class SpatialGenerator(nn.Module):
@@ -85,7 +106,7 @@ class SpatialGenerator(nn.Module):
         widths = [min(args.g_width * 2 ** k, args.max_width) for k in range(args.upsamplings, -1, -1)]
         layers: list[nn.Module] = [self._conv(args.z_channels, widths[0]), FieldNorm(widths[0]), nn.ReLU(True)]
         for c_in, c_out in zip(widths, widths[1:]):
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), self._conv(c_in, c_out),
+            layers += [FieldUpsample(args.upsample), self._conv(c_in, c_out),
                        FieldNorm(c_out), nn.ReLU(True)]
         layers += [self._conv(widths[-1], shape.channels, bias=True), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -100,6 +121,8 @@ class SpatialGenerator(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 module.padding_mode = "circular" if on else self.padding
+            elif isinstance(module, FieldUpsample):
+                module.circular = on
 
     def noise(self, n: int, height: int, width: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """A latent field big enough for height x width images (cropped after G)."""
