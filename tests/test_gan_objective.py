@@ -499,16 +499,23 @@ def test_labels_select_the_generated_images(conditional_run):
     assert np.array_equal(threes, model.sample(6, seed=0, labels=[3] * 6))
 
 
-def test_acgan_needs_a_conditional_model(tmp_path):
+@pytest.mark.parametrize("key", ["acgan_weight", "aux_weight"])
+def test_class_heads_need_a_conditional_model(tmp_path, key):
     with pytest.raises(ConfigError, match="conditional"):
-        ganforge.train(overrides=tiny(tmp_path, "r", 2, **{"objective.acgan_weight": 1.0}))
+        ganforge.train(overrides=tiny(tmp_path, "r", 2, **{f"objective.{key}": 1.0}))
     assert not (tmp_path / "r").exists()
     with pytest.raises(ConfigError, match="conditional"):
-        GANObjective(GANArgs(acgan_weight=1.0), nets())
+        GANObjective(GANArgs(**{key: 1.0}), nets())
+    with pytest.raises(ConfigError, match="set one"):
+        ganforge.train(overrides=tiny(tmp_path, "r", 2, **{"model.conditional": True, "objective.acgan_weight": 1.0,
+                                                            "objective.aux_weight": 1.0}))
 
 
 @pytest.mark.parametrize("model", ["dcgan", "mlp"])
-def test_acgan_trains_with_the_auxiliary_classifier(tmp_path, model, monkeypatch):
+@pytest.mark.parametrize("key", ["acgan_weight", "aux_weight"])
+def test_class_heads_train(tmp_path, model, key, monkeypatch):
+    """ACGAN's head replaces the projection (D sees no labels); the auxiliary head sits beside
+    it (labels and class logits), and its loss on real images is logged."""
     calls = []
     D = {"dcgan": dcgan_module, "mlp": mlp_module}[model].Discriminator
     original = D.forward
@@ -519,9 +526,12 @@ def test_acgan_trains_with_the_auxiliary_classifier(tmp_path, model, monkeypatch
 
     monkeypatch.setattr(D, "forward", forward)
     run = ganforge.train(overrides=tiny(tmp_path, "r", 4, model, **{
-        "model.conditional": True, "objective.acgan_weight": 1.0}))
-    assert calls and all(call == (True, True) for call in calls)  # no projection, class logits
-    assert all(np.isfinite(r["loss_D"]) and np.isfinite(r["loss_G"]) for r in metrics(run.dir))
+        "model.conditional": True, f"objective.{key}": 1.0}))
+    projection = key == "aux_weight"
+    assert calls and all(call == (not projection, True) for call in calls)
+    rows = [r for r in metrics(run.dir) if "loss_D" in r]
+    assert rows and all(np.isfinite(r["loss_D"]) and np.isfinite(r["loss_G"]) for r in rows)
+    assert all(("aux_real" in r) == projection for r in rows)
 
 
 # --------------------------------------------------------------------------- the key claim

@@ -47,6 +47,7 @@ class GANArgs:
     label_smoothing: float = 0.0       # one-sided: D's real target becomes 1 - this (ns loss)
     drift: float = 0.0                 # ProGAN's epsilon-drift: + drift * D(real)^2 keeps critic scores near 0
     acgan_weight: float = 0.0          # conditional models: auxiliary-classifier loss weight (ACGAN)
+    aux_weight: float = 0.0            # conditional models: a class head beside the projection, trained on real images only
     mode_seeking: Union[float, None] = None  # MSGAN weight (None: 0.25 for conditional models, else 0)
     augment: str = ""                  # DiffAugment policy, e.g. translation,color,cutout
     augment_p: Union[float, None] = None  # probability per op and image (default 1; with ada 0)
@@ -57,7 +58,7 @@ class GANArgs:
     def check(self):
         loss = GAN_LOSSES.get(self.loss)
         require_at_least_one("objective", self, ("d_steps", "r1_every", "ada_speed"))
-        for key in ("gp_weight", "r1_gamma", "acgan_weight", "drift", "mode_seeking"):
+        for key in ("gp_weight", "r1_gamma", "acgan_weight", "aux_weight", "drift", "mode_seeking"):
             value = getattr(self, key)
             if value is not None and value < 0:
                 raise ConfigError(f"objective.{key}={value}: must be >= 0")
@@ -106,8 +107,11 @@ class GANObjective(Objective):
         super().__init__(args, nets)
         self.adv = GAN_LOSSES.get(args.loss)
         self.classes = getattr(nets["G"], "num_classes", 0)
-        if args.acgan_weight and not self.classes:
-            raise ConfigError("objective.acgan_weight needs a conditional model (model.conditional=true)")
+        for key in ("acgan_weight", "aux_weight"):
+            if getattr(args, key) and not self.classes:
+                raise ConfigError(f"objective.{key} needs a conditional model (model.conditional=true)")
+        if args.acgan_weight and args.aux_weight:
+            raise ConfigError("objective.acgan_weight and objective.aux_weight are two kinds of class head: set one")
         if args.spectral_norm:
             add_spectral_norm(self.D)
         self.D.register_load_state_dict_pre_hook(_refuse_spectral_norm_change)
@@ -165,10 +169,13 @@ class GANObjective(Objective):
         return augment(images, self.policy, p, shard=(distributed.rank(), distributed.world_size()))
 
     def _D(self, images: torch.Tensor, labels: torch.Tensor | None):
-        """D's logits on augmented images, and ACGAN class logits when that is on."""
+        """D's logits on augmented images, and class logits when a class head is on (ACGAN's
+        replaces the projection; the auxiliary one sits beside it)."""
         images = self._augment(images)
         if self.args.acgan_weight:
             return self.D(images, None, with_classes=True)
+        if self.args.aux_weight:
+            return self.D(images, labels, with_classes=True)
         return self.D(images, labels), None
 
     def _fakes(self, n: int, device) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -195,7 +202,7 @@ class GANObjective(Objective):
         loss = self.adv.g_loss(logits)
         values = {}
         if classes is not None:
-            loss = loss + self.args.acgan_weight * F.cross_entropy(classes.float(), labels)
+            loss = loss + (self.args.acgan_weight or self.args.aux_weight) * F.cross_entropy(classes.float(), labels)
         if self.mode_seeking and len(fake) >= 2:
             ratio = mode_seeking_ratio(fake, self._fake_z)
             loss = loss + self.mode_seeking / (ratio + MODE_SEEKING_EPS)
@@ -221,9 +228,15 @@ class GANObjective(Objective):
             penalty = gradient_penalty(self.D, batch.images, self._fake, labels)
             loss = loss + self.gp_weight * self.reg_scale * penalty
             values["gp"] = penalty.detach()
-        if real_classes is not None:
+        if real_classes is not None and self.args.acgan_weight:
             loss = loss + self.args.acgan_weight * (F.cross_entropy(real_classes.float(), batch.labels)
                                                     + F.cross_entropy(fake_classes.float(), self._fake_labels))
+        elif real_classes is not None:
+            # Real images only: a head that also learnt to name G's fakes would teach G to make
+            # what it names easily, one image per class (ACGAN's known loss of variety).
+            classes = F.cross_entropy(real_classes.float(), batch.labels)
+            loss = loss + self.args.aux_weight * classes
+            values["aux_real"] = classes.detach()
         if self.ada is not None:
             self.ada.observe(self.adv.real_score(real))
         real, fake = real.detach(), fake.detach()
