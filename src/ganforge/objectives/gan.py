@@ -112,6 +112,7 @@ class GANObjective(Objective):
                 raise ConfigError(f"objective.{key} needs a conditional model (model.conditional=true)")
         if args.acgan_weight and args.aux_weight:
             raise ConfigError("objective.acgan_weight and objective.aux_weight are two kinds of class head: set one")
+        self.class_weight = args.acgan_weight or args.aux_weight   # the one class head's weight (0: none)
         if args.spectral_norm:
             add_spectral_norm(self.D)
         self.D.register_load_state_dict_pre_hook(_refuse_spectral_norm_change)
@@ -172,11 +173,9 @@ class GANObjective(Objective):
         """D's logits on augmented images, and class logits when a class head is on (ACGAN's
         replaces the projection; the auxiliary one sits beside it)."""
         images = self._augment(images)
-        if self.args.acgan_weight:
-            return self.D(images, None, with_classes=True)
-        if self.args.aux_weight:
-            return self.D(images, labels, with_classes=True)
-        return self.D(images, labels), None
+        if not self.class_weight:
+            return self.D(images, labels), None
+        return self.D(images, None if self.args.acgan_weight else labels, with_classes=True)
 
     def _fakes(self, n: int, device) -> tuple[torch.Tensor, torch.Tensor | None]:
         labels = distributed.global_randint(self.classes, n, device) if self.classes else None
@@ -202,7 +201,7 @@ class GANObjective(Objective):
         loss = self.adv.g_loss(logits)
         values = {}
         if classes is not None:
-            loss = loss + (self.args.acgan_weight or self.args.aux_weight) * F.cross_entropy(classes.float(), labels)
+            loss = loss + self.class_weight * F.cross_entropy(classes.float(), labels)
         if self.mode_seeking and len(fake) >= 2:
             ratio = mode_seeking_ratio(fake, self._fake_z)
             loss = loss + self.mode_seeking / (ratio + MODE_SEEKING_EPS)
@@ -228,15 +227,15 @@ class GANObjective(Objective):
             penalty = gradient_penalty(self.D, batch.images, self._fake, labels)
             loss = loss + self.gp_weight * self.reg_scale * penalty
             values["gp"] = penalty.detach()
-        if real_classes is not None and self.args.acgan_weight:
-            loss = loss + self.args.acgan_weight * (F.cross_entropy(real_classes.float(), batch.labels)
-                                                    + F.cross_entropy(fake_classes.float(), self._fake_labels))
-        elif real_classes is not None:
-            # Real images only: a head that also learnt to name G's fakes would teach G to make
-            # what it names easily, one image per class (ACGAN's known loss of variety).
+        if real_classes is not None:
             classes = F.cross_entropy(real_classes.float(), batch.labels)
-            loss = loss + self.args.aux_weight * classes
-            values["aux_real"] = classes.detach()
+            if self.args.acgan_weight:
+                classes = classes + F.cross_entropy(fake_classes.float(), self._fake_labels)
+            else:
+                # Real images only: a head that also learnt to name G's fakes would teach G to
+                # make what it names easily, one image per class (ACGAN's known loss of variety).
+                values["aux_real"] = classes.detach()
+            loss = loss + self.class_weight * classes
         if self.ada is not None:
             self.ada.observe(self.adv.real_score(real))
         real, fake = real.detach(), fake.detach()
