@@ -10,7 +10,9 @@ Recipes (each the command a user types, plus --time-budget S --seed K --out ...)
 - reference: the textbook DCGAN at native 28 px, widths 48, Adam 2e-4 / 0.5, batch 64, no EMA,
   no augmentation, no health controller (the plain loop, run through ganforge's trainer);
 - default: `ganforge train --dataset SET --time-budget S` and nothing else;
-- conditional: `ganforge train --preset cgan-mnist --dataset SET --time-budget S`.
+- conditional: `ganforge train --preset cgan-mnist --dataset SET --time-budget S`;
+- r1: `ganforge train --preset dcgan-mnist --dataset SET --time-budget S` (the default's networks
+  with lazy R1).
 
 Every cell is `ganforge evaluate RUN` (10,000 samples against the test images, in the feature
 space of the cached classifier trained on the training images); each cell's JSON line is
@@ -43,6 +45,7 @@ RECIPES = {
                   "--set", "train.ema_decay=0", "--set", "health.enabled=false"],
     "default": [],
     "conditional": ["--preset", "cgan-mnist"],
+    "r1": ["--preset", "dcgan-mnist"],
 }
 COLUMNS = ["fid", "kid", "precision", "recall", "coverage", "diversity_min", "class_entropy", "sample_accuracy", "cas"]
 
