@@ -36,7 +36,10 @@ import statistics
 import time
 from pathlib import Path
 
+import torch
+
 from ganforge import atomic
+from ganforge.bench import machine_facts
 from ganforge.cli import main as cli_main
 from ganforge.evaluate import evaluate_run
 
@@ -91,10 +94,17 @@ def cell(args, data_set: str, budget: int, recipe: str, seed: int) -> dict:
     assert cli_main(command) == 0, command
     wall = time.perf_counter() - start
     report = evaluate_run(out, n=args.samples, quiet=True)
-    return {"set": data_set, "budget": budget, "recipe": recipe, "seed": seed,
+    return {"set": data_set, "budget": budget, "recipe": recipe, "seed": seed, "machine": machine(),
             "command": "ganforge " + shlex.join(command), "steps": report["setup"]["step"],
             "wall_s": round(wall, 1), "model": report["model"], "floor": report["floor"],
             "warnings": report["warnings"]}
+
+
+def machine() -> str:
+    """The machine a cell's budget was spent on: a budget buys different steps on another CPU,
+    so cells of different machines are never averaged together."""
+    facts = machine_facts(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    return f"{facts['device_name']}, {facts['cpus_usable']} CPUs"
 
 
 def summary(values: list[float]) -> str:
@@ -118,11 +128,13 @@ def table(results: list[dict]) -> str:
         floors.setdefault(row["set"], row["floor"])
     groups: dict[tuple, list[dict]] = {}
     for row in results:
-        groups.setdefault((row["set"], row["budget"], row["recipe"]), []).append(row)
+        groups.setdefault((row["set"], row["budget"], row["recipe"], row.get("machine", "")), []).append(row)
+    machines = sorted({key[3] for key in groups})
+    tags = {name: f" [{machines.index(name) + 1}]" if len(machines) > 1 else "" for name in machines}
     for data_set, floor in floors.items():
         lines.append(f"| {data_set} | | real held-out (floor) | | | " +
                      " | ".join(summary([floor[c]] if floor.get(c) is not None else []) for c in COLUMNS) + " | | |")
-        for (name, budget, recipe), rows in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][2])):
+        for (name, budget, recipe, where), rows in sorted(groups.items(), key=lambda kv: kv[0][1:]):
             if name != data_set:
                 continue
             own = f"{rows[0]['floor']['fid']:.3g} / {rows[0]['floor']['recall']:.3g}"
@@ -132,10 +144,15 @@ def table(results: list[dict]) -> str:
                           if psi is None or psi in r.get("truncated", {})]
                 cells = [summary([m[c] for m in scored if m.get(c) is not None]) for c in COLUMNS]
                 warned = sum(bool(r["warnings"]) for r in rows) if psi is None else None
-                label = recipe if psi is None else f"{recipe}, truncation {psi}"
+                label = (recipe if psi is None else f"{recipe}, truncation {psi}") + tags[where]
                 lines.append(f"| {name} | {budget} s | {label} | {len(scored)} | "
                              f"{summary([r['steps'] for r in rows])} | " + " | ".join(cells) +
                              f" | {own} | {'' if warned is None else f'{warned}/{len(rows)}'} |")
+    names = [name or "a machine not recorded" for name in machines]
+    if len(names) == 1:
+        lines += ["", f"Measured on {names[0]}."]
+    elif names:
+        lines += ["", *(f"[{i + 1}] measured on {name}." for i, name in enumerate(names))]
     return "\n".join(lines)
 
 

@@ -49,3 +49,15 @@ def test_each_truncation_is_a_row_beside_the_untruncated_one(bench):
     assert cells[header.index("precision")] == "0.91 ± 0.014" and cells[header.index("recall")] == "0.51 ± 0.014"
     assert [c.strip() for c in plain.strip("|").split("|")][header.index("recall")] == "0.71 ± 0.014"
     assert cells[header.index("seeds")] == "2" and cells[-1] == ""
+
+
+def test_cells_of_different_machines_are_never_averaged(bench):
+    fast, slow = line(0, 0.80, 0.70), line(1, 0.90, 0.60)
+    fast["machine"], slow["machine"] = "Xeon, 2 CPUs", "EPYC, 2 CPUs"
+    text = bench.table([fast, slow]).splitlines()
+    rows = [t for t in text if "| default" in t]
+    assert [r.split("|")[3].strip() for r in rows] == ["default [1]", "default [2]"]
+    assert all(r.split("|")[4].strip() == "1" for r in rows)           # one seed each, not two
+    assert "[1] measured on EPYC, 2 CPUs." in text and "[2] measured on Xeon, 2 CPUs." in text
+    fast_only = bench.table([fast]).splitlines()
+    assert any("| default |" in t for t in fast_only) and fast_only[-1] == "Measured on Xeon, 2 CPUs."

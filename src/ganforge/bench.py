@@ -77,7 +77,7 @@ def benchmark(model: str = "dcgan", resolution: int = 32, channels: int = 1, bat
             "out": str(Path(tmp) / "run")})
         trainer = Trainer(config)
         dev = trainer.device
-        result.update(_machine(dev))
+        result.update(machine_facts(dev))
         result.update({
             "model": model, "dataset": dataset, "resolution": resolution, "channels": channels,
             "batch_size": batch_size, "steps": steps, "warmup": warmup, "repeats": repeats,
@@ -303,7 +303,8 @@ def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
                      "and the data set)")
 
 
-def _machine(device: torch.device) -> dict:
+def machine_facts(device: torch.device) -> dict:
+    """What a speed number depends on: the device's name, the CPUs usable, threads, versions."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
