@@ -368,6 +368,56 @@ def test_resume_restores_the_ada_state_exactly(tmp_path):
     assert meta_a["objective"]["policy"] == ["translation", "cutout"]
 
 
+# --------------------------------------------------------------------------- top-k training
+
+def test_topk_share_falls_linearly_from_all_to_topk_over_topk_steps():
+    objective = GANObjective(GANArgs(topk=0.5, topk_steps=100), nets())
+    shares = []
+    for updates in (0, 50, 100, 1000):
+        objective.g_updates = updates
+        shares.append(objective._topk_keep(64))
+    assert shares == [64, 48, 32, 32]
+    objective.g_updates = 10**6
+    assert objective._topk_keep(1) == 1          # never fewer than one fake
+    assert GANObjective(GANArgs(topk=0.25, topk_steps=0), nets())._topk_keep(64) == 16  # no ramp
+
+
+@pytest.mark.parametrize("loss", ["ns", "hinge", "lsgan"])
+def test_topk_g_loss_is_the_loss_of_the_fakes_d_rates_most_real(loss):
+    networks = nets()
+    networks["D"].eval()  # batch-norm statistics fixed: D scores each fake alone
+    with torch.no_grad():
+        networks["D"].final.weight.mul_(300)  # logits apart (at init all are near 0)
+    objective = GANObjective(GANArgs(loss=loss, topk=0.25, topk_steps=0), networks)
+    objective.loss("D", real_batch(16))
+    fake = objective._fake.detach()
+    value, logged = objective.loss("G", real_batch(16))
+    logits = networks["D"](fake)
+    best = logits.sort(descending=True).values[:4]
+    assert value.item() == pytest.approx(GAN_LOSSES.get(loss).g_loss(best).item(), rel=1e-5)
+    assert value.item() < GAN_LOSSES.get(loss).g_loss(logits).item() - 0.01   # the best quarter
+    assert logged["topk_share"].item() == 0.25
+
+
+def test_topk_counts_g_steps_and_resumes_exactly(tmp_path):
+    options = {"objective.topk": 0.5, "objective.topk_steps": 10}
+    straight = ganforge.train(overrides=tiny(tmp_path, "straight", 8, **options))
+    ganforge.train(overrides=tiny(tmp_path, "split", 4, **options))
+    resumed = ganforge.train(resume=tmp_path / "split", overrides={"train.steps": 8})
+    a, meta_a = last(straight.dir)
+    b, meta_b = last(resumed.dir)
+    assert meta_a["objective"]["g_updates"] == meta_b["objective"]["g_updates"] == 8
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert any("topk_share" in r for r in metrics(straight.dir))
+
+
+@pytest.mark.parametrize("key, value", [("topk", 0.0), ("topk", 1.5), ("topk_steps", -1)])
+def test_topk_options_out_of_range_are_config_errors(key, value):
+    with pytest.raises(ConfigError, match=f"objective.{key}"):
+        GANArgs(**{key: value}).check()
+
+
 # --------------------------------------------------------------------------- d_steps
 
 def test_d_steps_runs_the_d_phase_twice_per_step(tmp_path, monkeypatch):

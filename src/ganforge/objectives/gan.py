@@ -54,6 +54,9 @@ class GANArgs:
     ada: bool = False                  # adapt augment_p to keep E[sign D(real)] near ada_target
     ada_target: float = 0.6
     ada_speed: int = 500_000           # images for p to move from 0 to 1
+    topk: float = 1.0                  # share of each batch's fakes G learns from: those D rates most
+                                       # real (top-k training, Sinha et al. 2020); 1: all of them
+    topk_steps: int = 2000             # G steps over which that share falls linearly from 1 to topk
 
     def check(self):
         loss = GAN_LOSSES.get(self.loss)
@@ -62,6 +65,10 @@ class GANArgs:
             value = getattr(self, key)
             if value is not None and value < 0:
                 raise ConfigError(f"objective.{key}={value}: must be >= 0")
+        if not 0 < self.topk <= 1:
+            raise ConfigError(f"objective.topk={self.topk}: must be in (0, 1] (the share of fakes kept)")
+        if self.topk_steps < 0:
+            raise ConfigError(f"objective.topk_steps={self.topk_steps}: must be >= 0")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"objective.label_smoothing={self.label_smoothing}: must be in [0, 1)")
         if self.label_smoothing and self.loss != "ns":
@@ -132,6 +139,7 @@ class GANObjective(Objective):
         self._fake_labels: torch.Tensor | None = None
         self._fake_z: torch.Tensor | None = None
         self._batch_size = 0
+        self.g_updates = 0             # G steps taken: where the top-k share stands
 
     @property
     def G(self):
@@ -153,6 +161,13 @@ class GANObjective(Objective):
         if self.args.mode_seeking is not None:
             return self.args.mode_seeking
         return CONDITIONAL_MODE_SEEKING if self.classes else 0.0
+
+    def _topk_keep(self, n: int) -> int:
+        """How many of n fakes G learns from now: all at first, falling linearly to topk * n
+        over topk_steps G steps, never fewer than one."""
+        ramp = min(1.0, self.g_updates / self.args.topk_steps) if self.args.topk_steps else 1.0
+        share = 1.0 - (1.0 - self.args.topk) * ramp
+        return max(1, min(n, round(share * n)))
 
     def _recorded_args(self) -> dict:
         """The args a checkpoint records, to tell at --resume what the user changed."""
@@ -198,8 +213,15 @@ class GANObjective(Objective):
         if fake is None:
             fake, labels = self._fakes(batch.images.shape[0], batch.images.device)
         logits, classes = self._D(fake, labels)
-        loss = self.adv.g_loss(logits)
         values = {}
+        keep = self._topk_keep(len(logits))
+        if keep < len(logits):
+            # The fakes D already rates most real: a bad sample's gradient points G at nothing
+            # worth copying. The class and mode-seeking terms still see every fake.
+            values["topk_share"] = torch.tensor(keep / len(logits), device=logits.device)
+            loss = self.adv.g_loss(logits[logits.detach().flatten().topk(keep).indices])
+        else:
+            loss = self.adv.g_loss(logits)
         if classes is not None:
             loss = loss + self.class_weight * F.cross_entropy(classes.float(), labels)
         if self.mode_seeking and len(fake) >= 2:
@@ -249,6 +271,8 @@ class GANObjective(Objective):
     def after_step(self, phase: str) -> None:
         if phase == "D" and self.adv.clip:
             clip_weights_(self.nets["D"], self.adv.clip)
+        if phase == "G":
+            self.g_updates += 1
         if phase == "G" and self.ada is not None:
             self.ada.update(self._batch_size * distributed.world_size(), reduce=_over_ranks())
 
@@ -278,9 +302,9 @@ class GANObjective(Objective):
         return None
 
     def state_dict(self) -> dict:
-        """p, policy, regulariser weight, mode-seeking weight, ADA's state and the args that set them. Under
+        """p, policy, regulariser weight, mode-seeking weight, G steps (top-k), ADA's state and the args that set them. Under
         torchrun every rank must call it: ADA's partial statistic is summed over the ranks."""
-        return {"p": self.p, "policy": self.policy, "reg_scale": self.reg_scale,
+        return {"p": self.p, "policy": self.policy, "reg_scale": self.reg_scale, "g_updates": self.g_updates,
                 "mode_seeking": self.mode_seeking, "ada": None if self.ada is None else self.ada.state_dict(reduce=_over_ranks()),
                 "args": self._recorded_args()}
 
@@ -297,6 +321,7 @@ class GANObjective(Objective):
         # Restore the checkpoint's state.
         self.p, self.policy, self.reg_scale = state["p"], state["policy"], state["reg_scale"]
         self.mode_seeking = state.get("mode_seeking", self.mode_seeking)
+        self.g_updates = state.get("g_updates", 0)
         if self.ada is not None and state.get("ada") and "ada" not in changed:
             ada = dict(state["ada"])
             if distributed.rank() != 0:  # the saved partial statistic is the ranks' sum: count it once
