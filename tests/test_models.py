@@ -96,6 +96,32 @@ def test_dcgan_widths_follow_the_textbook_layout():
     assert [m.out_channels for m in convs] == [64, 128, 256, 512, 1]
 
 
+def test_dcgan_class_norm_conditions_every_batch_norm_of_g_and_keeps_the_plain_layout_otherwise():
+    from ganforge.models.conditioning import ConditionalBatchNorm2d
+    plain = build_models(ModelConfig(name="dcgan", args=SMALL["dcgan"]), DataShape(32, 1, 3))["G"]
+    normed = build_models(ModelConfig(name="dcgan", args={**SMALL["dcgan"], "g_class_norm": True}),
+                          DataShape(32, 1, 3))["G"]
+    assert not any(isinstance(m, ConditionalBatchNorm2d) for m in plain.modules())
+    assert sum(isinstance(m, ConditionalBatchNorm2d) for m in normed.modules()) == 3
+    # The same z: with the label embedding silenced, the class still changes the image (through
+    # the per-class gains and biases), and each class's gain gets a gradient.
+    torch.nn.init.zeros_(normed.condition.embed.weight)
+    for m in normed.modules():
+        if isinstance(m, ConditionalBatchNorm2d):
+            torch.nn.init.normal_(m.gain.weight, 1.0, 0.3)
+    z = torch.randn(6, normed.latent_dim)
+    out = normed(z, torch.tensor([0, 1, 2, 0, 1, 2]))
+    again = normed(z, torch.tensor([1, 2, 0, 1, 2, 0]))
+    assert out.shape == (6, 1, 32, 32) and not torch.allclose(out, again)
+    out.sum().backward()
+    gains = [m.gain.weight.grad for m in normed.modules() if isinstance(m, ConditionalBatchNorm2d)]
+    assert all(g is not None and (g.abs().sum(1) > 0).all() for g in gains)
+    # Unconditional data: the option changes nothing (no classes to condition on).
+    assert [k for k in build_models(ModelConfig(name="dcgan", args={**SMALL["dcgan"], "g_class_norm": True}),
+                                    DataShape(32, 1))["G"].state_dict()] == \
+        [k for k in build_models(ModelConfig(name="dcgan", args=SMALL["dcgan"]), DataShape(32, 1))["G"].state_dict()]
+
+
 def test_mlp_default_sizes():
     nets = build_models(ModelConfig(name="mlp"), DataShape(28, 1))
     linears = [m for m in nets["G"].modules() if isinstance(m, torch.nn.Linear)]

@@ -76,3 +76,14 @@ class ConditionalBatchNorm2d(nn.Module):
         gain = embed_labels(self.gain, labels)[:, :, None, None]
         bias = embed_labels(self.bias, labels)[:, :, None, None]
         return self.norm(x) * gain + bias
+
+
+def batch_norm(features: int, num_classes: int) -> nn.Module:
+    """Class-conditional batch norm for a conditional generator (num_classes > 0), plain
+    batch norm otherwise."""
+    return ConditionalBatchNorm2d(features, num_classes) if num_classes else nn.BatchNorm2d(features)
+
+
+def with_labels(layer: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """Run one layer of a generator: class-conditional batch norm also takes the labels."""
+    return layer(x, labels) if isinstance(layer, ConditionalBatchNorm2d) else layer(x)

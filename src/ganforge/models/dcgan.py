@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, require_at_least_one
-from .conditioning import LabelToNoise, ProjectionHead
+from .conditioning import LabelToNoise, ProjectionHead, batch_norm, with_labels
 from .layers import init_dcgan, leaky
 from .registry import MODELS, Architecture, DataShape, gan_pair
 
@@ -24,6 +24,8 @@ class DCGANArgs:
     max_width: int = 1024  # cap on channels at the coarsest layers
     embed_dim: int = 50    # conditional models: size of the class embedding joined to z
     d_batchnorm: bool = True  # batch norm in D (turn off for gradient penalties, as WGAN-GP does)
+    g_class_norm: bool = False  # conditional models: class-conditional batch norm in G (a gain and
+                                # bias per class, as SNGAN/BigGAN), besides the embedding joined to z
 
     def check(self):
         require_at_least_one("model", self, ("latent_dim", "g_width", "d_width", "max_width"))
@@ -47,18 +49,25 @@ class Generator(nn.Module):
         base, n = _plan(shape.resolution)
         widths = [min(args.g_width * 2 ** (n - 1 - i), args.max_width) for i in range(n)]
         z_in = args.latent_dim + self.condition.extra
+        norm_classes = shape.num_classes if args.g_class_norm else 0
+        self.class_norm = bool(norm_classes)
         layers = [nn.ConvTranspose2d(z_in, widths[0], base, 1, 0, bias=False),
-                  nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
+                  batch_norm(widths[0], norm_classes), nn.ReLU(inplace=True)]
         for c_in, c_out in zip(widths, widths[1:]):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+                       batch_norm(c_out, norm_classes), nn.ReLU(inplace=True)]
         layers += [nn.ConvTranspose2d(widths[-1], shape.channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         init_dcgan(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         z = self.condition(z.flatten(1), labels)
-        return self.net(z.view(z.shape[0], -1, 1, 1))
+        h = z.view(z.shape[0], -1, 1, 1)
+        if not self.class_norm:
+            return self.net(h)
+        for layer in self.net:
+            h = with_labels(layer, h, labels)
+        return h
 
 
 class Discriminator(nn.Module):

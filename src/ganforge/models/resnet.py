@@ -34,7 +34,7 @@ from torch import nn
 
 from ..errors import ConfigError, require_at_least_one
 from ..losses.regularizers import add_spectral_norm
-from .conditioning import ConditionalBatchNorm2d, ProjectionHead
+from .conditioning import ProjectionHead, batch_norm, with_labels
 from .registry import MODELS, Architecture, DataShape, gan_pair
 
 RESOLUTIONS = (16, 32, 64, 128)
@@ -94,14 +94,6 @@ def _linear(c_in: int, c_out: int, bias: bool = True) -> nn.Linear:
     return linear
 
 
-def _norm(features: int, num_classes: int) -> nn.Module:
-    return ConditionalBatchNorm2d(features, num_classes) if num_classes else nn.BatchNorm2d(features)
-
-
-def _normed(norm: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-    return norm(x, labels) if isinstance(norm, ConditionalBatchNorm2d) else norm(x)
-
-
 def _up(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="nearest")
 
@@ -113,13 +105,13 @@ class GBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, num_classes: int):
         super().__init__()
         gain = math.sqrt(2)
-        self.norm1, self.conv1 = _norm(c_in, num_classes), _conv(c_in, c_out, 3, gain, bias=False)
-        self.norm2, self.conv2 = _norm(c_out, num_classes), _conv(c_out, c_out, 3, gain, bias=False)
+        self.norm1, self.conv1 = batch_norm(c_in, num_classes), _conv(c_in, c_out, 3, gain, bias=False)
+        self.norm2, self.conv2 = batch_norm(c_out, num_classes), _conv(c_out, c_out, 3, gain, bias=False)
         self.shortcut = _conv(c_in, c_out, 1, 1.0, bias=False)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        h = self.conv1(_up(F.relu(_normed(self.norm1, x, labels))))
-        h = self.conv2(F.relu(_normed(self.norm2, h, labels)))
+        h = self.conv1(_up(F.relu(with_labels(self.norm1, x, labels))))
+        h = self.conv2(F.relu(with_labels(self.norm2, h, labels)))
         return h + _up(self.shortcut(x))
 
 
