@@ -10,7 +10,9 @@ Recipes (each the command a user types, plus --time-budget S --seed K --out ...)
 - reference: the textbook DCGAN at native 28 px, widths 48, Adam 2e-4 / 0.5, batch 64, no EMA,
   no augmentation, no health controller (the plain loop, run through ganforge's trainer);
 - default: `ganforge train --dataset SET --time-budget S` and nothing else;
-- conditional: `ganforge train --preset cgan-mnist --dataset SET --time-budget S`;
+- conditional: `ganforge train --preset cgan-mnist --dataset SET --time-budget S` (since
+  2026-12-03 the dcgan-mnist networks with lazy R1, mode seeking and a class head at 32 px; its
+  cells before that are the 28-pixel DiffAugment recipe);
 - r1: `ganforge train --preset dcgan-mnist --dataset SET --time-budget S` (the default's networks
   with lazy R1).
 
