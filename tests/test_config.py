@@ -16,7 +16,8 @@ from ganforge.config import Config, ModelConfig, dump_yaml, from_dict
 from ganforge.errors import CheckpointError, ConfigError, GanforgeError
 
 
-DCGAN_DEFAULTS = {"latent_dim": 100, "g_width": 64, "d_width": 64, "max_width": 1024, "embed_dim": 50, "d_batchnorm": True}
+DCGAN_DEFAULTS = {"latent_dim": 100, "g_width": 64, "d_width": 64, "max_width": 1024, "embed_dim": 50, "d_batchnorm": True,
+                  "g_class_norm": False}
 MLP_DEFAULTS = {"latent_dim": 100, "hidden": 128, "layers": 1, "embed_dim": 10}
 
 
