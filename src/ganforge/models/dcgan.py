@@ -50,7 +50,6 @@ class Generator(nn.Module):
         widths = [min(args.g_width * 2 ** (n - 1 - i), args.max_width) for i in range(n)]
         z_in = args.latent_dim + self.condition.extra
         norm_classes = shape.num_classes if args.g_class_norm else 0
-        self.class_norm = bool(norm_classes)
         layers = [nn.ConvTranspose2d(z_in, widths[0], base, 1, 0, bias=False),
                   batch_norm(widths[0], norm_classes), nn.ReLU(inplace=True)]
         for c_in, c_out in zip(widths, widths[1:]):
@@ -63,9 +62,7 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         z = self.condition(z.flatten(1), labels)
         h = z.view(z.shape[0], -1, 1, 1)
-        if not self.class_norm:
-            return self.net(h)
-        for layer in self.net:
+        for layer in self.net:   # class-conditional batch norm layers also take the labels
             h = with_labels(layer, h, labels)
         return h
 

@@ -273,8 +273,8 @@ class GANObjective(Objective):
             clip_weights_(self.nets["D"], self.adv.clip)
         if phase == "G":
             self.g_updates += 1
-        if phase == "G" and self.ada is not None:
-            self.ada.update(self._batch_size * distributed.world_size(), reduce=_over_ranks())
+            if self.ada is not None:
+                self.ada.update(self._batch_size * distributed.world_size(), reduce=_over_ranks())
 
     # State the health controller and resume care about.
     def strengthen(self, within_classes: bool = False) -> str | None:
