@@ -122,6 +122,23 @@ def test_dcgan_class_norm_conditions_every_batch_norm_of_g_and_keeps_the_plain_l
         [k for k in build_models(ModelConfig(name="dcgan", args=SMALL["dcgan"]), DataShape(32, 1))["G"].state_dict()]
 
 
+def test_dcgan_minibatch_std_lets_d_see_a_batch_without_variety():
+    """d_mbstd adds one channel before D's last layer: the same image scored alone or within a
+    varied batch gets another logit (D sees the batch), and a batch of copies is told apart."""
+    torch.manual_seed(0)
+    d = build_models(ModelConfig(name="dcgan", args={**SMALL["dcgan"], "d_mbstd": 4}), DataShape(32, 1))["D"]
+    assert d.final.in_channels == d.body[-3].out_channels + 1
+    d.eval()
+    one = torch.rand(1, 1, 32, 32) * 2 - 1
+    copies = one.repeat(4, 1, 1, 1)
+    varied = torch.cat([one, torch.rand(3, 1, 32, 32) * 2 - 1])
+    assert not torch.allclose(d(copies)[0], d(varied)[0])
+    plain = build_models(ModelConfig(name="dcgan", args=SMALL["dcgan"]), DataShape(32, 1))["D"].eval()
+    assert torch.allclose(plain(copies)[0], plain(varied)[0], atol=1e-6)
+    with pytest.raises(ConfigError, match="model.d_mbstd"):
+        build_models(ModelConfig(name="dcgan", args={**SMALL["dcgan"], "d_mbstd": 1}), DataShape(32, 1))
+
+
 def test_mlp_default_sizes():
     nets = build_models(ModelConfig(name="mlp"), DataShape(28, 1))
     linears = [m for m in nets["G"].modules() if isinstance(m, torch.nn.Linear)]

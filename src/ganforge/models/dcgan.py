@@ -10,7 +10,7 @@ from torch import nn
 
 from ..errors import ConfigError, require_at_least_one
 from .conditioning import LabelToNoise, ProjectionHead, batch_norm, with_labels
-from .layers import init_dcgan, leaky
+from .layers import MinibatchStd, init_dcgan, leaky
 from .registry import MODELS, Architecture, DataShape, gan_pair
 
 RESOLUTIONS = (16, 28, 32, 64, 128)
@@ -26,9 +26,13 @@ class DCGANArgs:
     d_batchnorm: bool = True  # batch norm in D (turn off for gradient penalties, as WGAN-GP does)
     g_class_norm: bool = False  # conditional models: class-conditional batch norm in G (a gain and
                                 # bias per class, as SNGAN/BigGAN), besides the embedding joined to z
+    d_mbstd: int = 0       # minibatch standard deviation before D's last layer (ProGAN): group
+                           # size, 0 off; lets D see a batch with too little variety
 
     def check(self):
         require_at_least_one("model", self, ("latent_dim", "g_width", "d_width", "max_width"))
+        if self.d_mbstd < 0 or self.d_mbstd == 1:
+            raise ConfigError(f"model.d_mbstd={self.d_mbstd}: a group size of at least 2 (or 0: off)")
 
 
 def _plan(resolution: int) -> tuple[int, int]:
@@ -77,7 +81,8 @@ class Discriminator(nn.Module):
             norm = [nn.BatchNorm2d(c_out)] if args.d_batchnorm else []
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not args.d_batchnorm), *norm, leaky()]
         self.body = nn.Sequential(*layers)
-        self.final = nn.Conv2d(widths[-1], 1, base, 1, 0, bias=False)
+        self.mbstd = MinibatchStd(args.d_mbstd) if args.d_mbstd else None
+        self.final = nn.Conv2d(widths[-1] + (1 if self.mbstd else 0), 1, base, 1, 0, bias=False)
         self.num_classes = shape.num_classes
         self.project = ProjectionHead(shape.num_classes, widths[-1])
         init_dcgan(self)
@@ -87,7 +92,7 @@ class Discriminator(nn.Module):
         """Logits (N,); with `with_classes`, also ACGAN class logits (N, classes)."""
         h = self.body(x)
         phi = h.sum((2, 3)) if self.num_classes else None
-        logits = self.project(self.final(h).flatten(), phi, labels)
+        logits = self.project(self.final(self.mbstd(h) if self.mbstd else h).flatten(), phi, labels)
         return (logits, self.project.classify(phi)) if with_classes else logits
 
 
