@@ -91,3 +91,73 @@ def test_cli_training_stops_when_the_budget_is_spent(tmp_path, capsys):
     assert "time budget" in capsys.readouterr().out
     assert yaml.safe_load((out / "config.yaml").read_text())["train"]["steps"] == BUDGET_STEPS
     assert (out / "checkpoints" / "last.safetensors").is_file()
+
+
+# A short budget (below SHORT_BUDGET_S, as the limit) sizes the networks for it.
+
+def test_a_short_budget_sizes_the_dcgan_and_trains_at_the_native_resolution():
+    config = make_config(overrides={"train.time_budget": 60, "data.name": "fashion-mnist"})
+    assert config.sized_for_budget == {"model.g_width": 32, "model.d_width": 32, "train.lr": 4e-4,
+                                       "data.resolution": 28}
+    assert (config.model.args["g_width"], config.model.args["d_width"]) == (32, 32)
+    assert (config.train.lr, config.data.resolution, config.train.steps) == (4e-4, 28, BUDGET_STEPS)
+
+
+def test_a_data_set_whose_native_size_the_model_cannot_make_keeps_its_resolution():
+    # digits are 8x8, which the DCGAN does not make: the networks are sized, the resolution kept.
+    config = make_config(overrides={"train.time_budget": 60})
+    assert config.data.resolution == 32 and config.sized_for_budget["model.g_width"] == 32
+    assert "data.resolution" not in config.sized_for_budget
+
+
+@pytest.mark.parametrize("layer", ["overrides", "config"])
+def test_keys_given_in_any_layer_are_not_sized(layer, tmp_path):
+    given = {"data.resolution": 32, "model.g_width": 64, "train.lr": 2e-4}
+    if layer == "overrides":
+        config = make_config(overrides={"train.time_budget": 60, "data.name": "mnist", **given})
+    else:
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump({"data": {"name": "mnist", "resolution": 32}, "model": {"g_width": 64},
+                                        "train": {"lr": 2e-4, "time_budget": 60}}))
+        config = make_config(path)
+    assert config.sized_for_budget == {"model.d_width": 32}
+    assert (config.data.resolution, config.model.args["g_width"], config.train.lr) == (32, 64, 2e-4)
+
+
+@pytest.mark.parametrize("overrides", [
+    {"train.time_budget": 120},                    # not short
+    {"train.time_budget": 60, "train.steps": 500},  # steps given: the budget is a guard
+    {"train.time_budget": 60, "model.name": "resnet"},  # no short-budget sizes for this family
+    {"train.time_budget": 60, "task": "inpaint"},    # a task is a sized recipe
+])
+def test_what_is_not_sized(overrides):
+    config = make_config(overrides={"data.name": "mnist", **overrides})
+    assert config.sized_for_budget == {}
+    default = make_config(overrides={"data.name": "mnist", **{k: v for k, v in overrides.items()
+                                                             if k != "train.time_budget"}})
+    assert config.model.args == default.model.args and config.data.resolution == default.data.resolution
+
+
+def test_a_preset_is_a_sized_recipe_and_a_resumed_run_keeps_its_sizes(tmp_path):
+    assert make_config(preset="cgan-mnist", overrides={"train.time_budget": 60}).sized_for_budget == {}
+    run = tmp_path / "run"
+    run.mkdir()
+    first = make_config(overrides={"train.time_budget": 60, "data.name": "mnist", "out": str(run)})
+    (run / "config.yaml").write_text(dump_yaml(first))
+    again = make_config(resume=run, overrides={"train.time_budget": 30})
+    assert again.sized_for_budget == {} and again.data.resolution == 28 and again.model.args["g_width"] == 32
+
+
+def test_native_resolutions_of_the_sources():
+    from ganforge.data.sources import native_resolution
+    assert [native_resolution(n) for n in ("mnist", "fashion-mnist", "cifar10", "digits")] == [28, 28, 32, 8]
+    assert native_resolution("folder:/somewhere") is None and native_resolution("no-such-set") is None
+
+
+def test_cli_says_what_a_short_budget_chose(capsys):
+    assert main(["train", "--dataset", "mnist", "--time-budget", "60", "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "--time-budget 60 s is short" in captured.err and "data.resolution=28" in captured.err
+    assert yaml.safe_load(captured.out)["model"]["g_width"] == 32
+    assert main(["train", "--dataset", "mnist", "--time-budget", "300", "--dry-run"]) == 0
+    assert "short" not in capsys.readouterr().err

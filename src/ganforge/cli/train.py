@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..config import Config, dump_yaml
 
@@ -161,6 +162,10 @@ def resolve(args: argparse.Namespace, defaults: dict):
     overrides.update(parse_override(text) for text in args.set)
     config = make_config(base, resume=args.resume, overrides=overrides)
     _check_out(config.out)
+    if config.sized_for_budget:
+        chosen = ", ".join(f"{key}={value:g}" for key, value in config.sized_for_budget.items())
+        print(f"--time-budget {config.train.time_budget:g} s is short: networks sized for it "
+              f"({chosen}); give a key to choose it yourself", file=sys.stderr)
     return config
 
 

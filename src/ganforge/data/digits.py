@@ -24,3 +24,6 @@ def load_digits(arg, config, split: str) -> ImageSet:
     chosen = order[n_test:] if split == "train" else order[:n_test]
     chosen = chosen.sort().values
     return ImageSet(images[chosen], labels[chosen], [str(d) for d in range(10)], "digits")
+
+
+load_digits.native_resolution = 8

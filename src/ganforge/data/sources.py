@@ -24,6 +24,14 @@ def parse_name(name: str) -> tuple[str, str | None]:
     return kind, (arg if sep else None)
 
 
+def native_resolution(name: str) -> int | None:
+    """The side of the images a source holds as stored (28 for MNIST), or None where it varies
+    (folders, npz files) or is not known: a source declares it as `native_resolution` on its
+    loader."""
+    kind = parse_name(name)[0]
+    return getattr(SOURCES.get(kind), "native_resolution", None) if kind in SOURCES else None
+
+
 def load_dataset(config: DataConfig, split: str = "train"):
     """Load the data set named by `config.name` on the CPU.
 

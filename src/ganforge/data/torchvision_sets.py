@@ -126,3 +126,7 @@ def load_cifar10(arg, config, split: str) -> ImageSet:
     images = torch.from_numpy(data.data).permute(0, 3, 1, 2).contiguous()
     return ImageSet(images, torch.tensor(data.targets, dtype=torch.long), list(data.classes), config.name)
 
+
+load_mnist.native_resolution = load_fashion_mnist.native_resolution = 28
+load_cifar10.native_resolution = 32
+

@@ -99,5 +99,9 @@ class Discriminator(nn.Module):
 build = gan_pair(Generator, Discriminator)
 
 
-MODELS.register("dcgan")(Architecture(DCGANArgs, build, RESOLUTIONS,
+# Under a short budget (README "Sized for the budget"): widths 32 and Adam 4e-4 make about 4x
+# the steps of the 32-px, widths-64 default in 60 s and score better there.
+SHORT_BUDGET = {"model": {"g_width": 32, "d_width": 32}, "train": {"lr": 4e-4}}
+
+MODELS.register("dcgan")(Architecture(DCGANArgs, build, RESOLUTIONS, short_budget=SHORT_BUDGET,
                                       summary="DCGAN: transposed-conv G, strided-conv D, batch norm"))
