@@ -113,7 +113,7 @@ def _budget_is_the_limit(config: Config, schedule_given: bool) -> None:
 
 
 def _sized_for_budget(raw: dict) -> dict:
-    """The keys a short time budget sets, as {"model.g_width": 48, ...}: the architecture's
+    """The keys a short time budget sets, as {"model.g_width": 32, ...}: the architecture's
     `short_budget` settings and, for an architecture that has some, the data set's native
     resolution where the architecture makes it (MNIST's 28 px rather than 32), each only where
     no layer (preset, config file, options, --set) gives the key. At 60 s on 2 CPU cores the
