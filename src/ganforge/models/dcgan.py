@@ -100,7 +100,7 @@ build = gan_pair(Generator, Discriminator)
 
 
 # Under a short budget (README "Sized for the budget"): widths 32 and Adam 4e-4 make about 4x
-# the steps of the full-size 32-px, widths-64 networks and score better at 60, 120 and 300 s.
+# the steps of the full-size 32-px, widths-64 networks and score better at 60 s.
 SHORT_BUDGET = {"model": {"g_width": 32, "d_width": 32}, "train": {"lr": 4e-4}}
 
 MODELS.register("dcgan")(Architecture(DCGANArgs, build, RESOLUTIONS, short_budget=SHORT_BUDGET,
