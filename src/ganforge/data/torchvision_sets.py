@@ -129,4 +129,3 @@ def load_cifar10(arg, config, split: str) -> ImageSet:
 
 load_mnist.native_resolution = load_fashion_mnist.native_resolution = 28
 load_cifar10.native_resolution = 32
-
