@@ -27,7 +27,9 @@ OUT/budget_quality.md.
 `--truncation PSI,...` also scores each cell's run with the truncation trick (`ganforge
 evaluate --truncation PSI`; the same trained run, stored in the cell's line under
 "truncated" and added to a cell read back when missing), each PSI a row of its own beside the
-untruncated one: the precision a user can buy with recall.
+untruncated one: the precision a user can buy with recall. `--keep-best SHARE,...` does the
+same with `ganforge evaluate --keep-best SHARE` (the best SHARE of candidates by the run's
+discriminator), stored beside them under "keep-best SHARE".
 """
 from __future__ import annotations
 
@@ -66,22 +68,32 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=None, help="samples per evaluation (default 10,000)")
     parser.add_argument("--truncation", default="", help="also score each cell at these truncation psi "
                                                            "values, comma-separated (e.g. 0.8,0.6)")
+    parser.add_argument("--keep-best", default="", help="also score each cell keeping the best share of "
+                                                          "candidates by its discriminator, e.g. 0.8")
     parser.add_argument("--out", default="runs/budget-quality")
     return parser.parse_args()
 
 
 def truncated_scores(args, row: dict) -> bool:
-    """Add the scores of each asked truncation psi that the cell's line lacks (its run must
-    still be there); whether anything was added."""
+    """Add the scores of each asked truncation psi (and keep-best share) that the cell's line
+    lacks (its run must still be there); whether anything was added."""
     out = Path(args.out) / f"{row['set']}-{row['budget']}s-{row['recipe']}-seed{row['seed']}"
+    asked = [(f"{float(v):g}", {"truncation": float(v)}) for v in args.truncation.split(",") if v] + \
+        [(f"keep-best {float(v):g}", {"keep_best": float(v)}) for v in getattr(args, "keep_best", "").split(",") if v]
     added = False
-    for psi in [float(v) for v in args.truncation.split(",") if v]:
-        key = f"{psi:g}"
+    for key, how in asked:
         if key in row.setdefault("truncated", {}) or not out.is_dir():
             continue
-        row["truncated"][key] = evaluate_run(out, n=args.samples, quiet=True, truncation=psi)["model"]
+        row["truncated"][key] = evaluate_run(out, n=args.samples, quiet=True, **how)["model"]
         added = True
     return added
+
+
+def variant_label(recipe: str, key: str | None) -> str:
+    """The table's name of a cell's row: the recipe, or its truncated / kept-best scoring."""
+    if key is None:
+        return recipe
+    return f"{recipe}, keep best {key.split()[1]}" if key.startswith("keep-best") else f"{recipe}, truncation {key}"
 
 
 def cell(args, data_set: str, budget: int, recipe: str, seed: int) -> dict:
@@ -141,13 +153,14 @@ def table(results: list[dict]) -> str:
             if name != data_set:
                 continue
             own = f"{rows[0]['floor']['fid']:.3g} / {rows[0]['floor']['recall']:.3g}"
-            psis = sorted({psi for r in rows for psi in r.get("truncated", {})}, key=float, reverse=True)
+            psis = sorted({psi for r in rows for psi in r.get("truncated", {})},
+                          key=lambda k: (k.startswith("keep-best"), -float(k.split()[-1])))
             for psi in [None, *psis]:
                 scored = [r["model"] if psi is None else r["truncated"][psi] for r in rows
                           if psi is None or psi in r.get("truncated", {})]
                 cells = [summary([m[c] for m in scored if m.get(c) is not None]) for c in COLUMNS]
                 warned = sum(bool(r["warnings"]) for r in rows) if psi is None else None
-                label = (recipe if psi is None else f"{recipe}, truncation {psi}") + tags[where]
+                label = variant_label(recipe, psi) + tags[where]
                 lines.append(f"| {name} | {budget} s | {label} | {len(scored)} | "
                              f"{summary([r['steps'] for r in rows])} | " + " | ".join(cells) +
                              f" | {own} | {'' if warned is None else f'{warned}/{len(rows)}'} |")
@@ -181,7 +194,7 @@ def main() -> None:
                                      {c: row["model"].get(c) for c in COLUMNS}), flush=True)
     wanted = [r for r in done if r["set"] in args.sets.split(",") and str(r["budget"]) in args.budgets.split(",")
               and r["recipe"] in args.recipes.split(",") and str(r["seed"]) in args.seeds.split(",")]
-    if args.truncation and any([truncated_scores(args, r) for r in wanted]):
+    if (args.truncation or args.keep_best) and any([truncated_scores(args, r) for r in wanted]):
         atomic.write_text(store, "".join(json.dumps(r) + "\n" for r in done))
     text = table(wanted)
     (out / "budget_quality.md").write_text(text + "\n")

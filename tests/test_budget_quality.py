@@ -51,6 +51,19 @@ def test_each_truncation_is_a_row_beside_the_untruncated_one(bench):
     assert cells[header.index("seeds")] == "2" and cells[-1] == ""
 
 
+def test_keep_best_shares_are_rows_of_their_own(bench, tmp_path, monkeypatch):
+    (tmp_path / "mnist-60s-default-seed0").mkdir()
+    asked = []
+    monkeypatch.setattr(bench, "evaluate_run", lambda run, n, quiet, **how: asked.append(how) or
+                        {"model": {"fid": 6.0, "precision": 0.93, "recall": 0.6}})
+    args = argparse.Namespace(out=str(tmp_path), samples=None, truncation="0.8", keep_best="0.8")
+    row = line(0, 0.80, 0.70)
+    assert bench.truncated_scores(args, row) and asked == [{"truncation": 0.8}, {"keep_best": 0.8}]
+    text = bench.table([row]).splitlines()
+    labels = [t.split("|")[3].strip() for t in text if "| default" in t]
+    assert labels == ["default", "default, truncation 0.8", "default, keep best 0.8"]
+
+
 def test_cells_of_different_machines_are_never_averaged(bench):
     fast, slow = line(0, 0.80, 0.70), line(1, 0.90, 0.60)
     fast["machine"], slow["machine"] = "Xeon, 2 CPUs", "EPYC, 2 CPUs"

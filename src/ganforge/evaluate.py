@@ -46,6 +46,7 @@ from .data.sources import parse_name
 from .errors import ConfigError, DataError
 from .imageio import grid, save_png, to_hwc
 from .inference import generate, load, load_classifier
+from .models.rejection import check_keep_best
 from .models.truncation import check_truncation
 
 MAX_REAL = 20_000          # real reference images at most (a fixed random subset beyond that)
@@ -462,16 +463,17 @@ class Evaluator:
         return getattr(net, "num_classes", 0) > 0 and bool(self.extractor.num_classes)
 
     @torch.no_grad()
-    def sample(self, net: torch.nn.Module, progress=None,
-               truncation: float | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`n` uint8 samples of `net` drawn with the evaluator's seed (and `truncation`), and
-        their labels (`sample_labels`) when `net` is conditional; `progress(done, n)` after
-        each batch."""
+    def sample(self, net: torch.nn.Module, progress=None, truncation: float | None = None,
+               critic=None, keep_best: float | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`n` uint8 samples of `net` drawn with the evaluator's seed (and `truncation`, and
+        the best `keep_best` share by `critic`), and their labels (`sample_labels`) when
+        `net` is conditional; `progress(done, total)` after each batch."""
         was_training = net.training
         net.eval()
         labels = self.sample_labels(net.num_classes) if self.conditional(net) else None
         try:
-            images = generate(net, self.n, self.seed, labels, truncation=truncation, progress=progress)
+            images = generate(net, self.n, self.seed, labels, truncation=truncation, progress=progress,
+                              critic=critic, keep_best=keep_best)
         finally:
             net.train(was_training)
         return images, labels
@@ -569,7 +571,8 @@ def memorization_audit(data: DataConfig, extractor, images: torch.Tensor,
 def classification_accuracy_score(run_dir: str | Path, checkpoint_name: str, data: DataConfig,
                                   heldout: ImageSet, recipe: str | Path, seed: int = 0,
                                   device: str = "cpu", quiet: bool = False,
-                                  truncation: float | None = None) -> dict | None:
+                                  truncation: float | None = None,
+                                  keep_best: float | None = None) -> dict | None:
     """Classification Accuracy Score (Ravuri & Vinyals 2019): how well a classifier trained on
     a conditional generator's samples alone classifies real held-out images; beside it, the
     accuracy of the same recipe trained on real images.
@@ -609,6 +612,7 @@ def classification_accuracy_score(run_dir: str | Path, checkpoint_name: str, dat
                  "objective.synthetic_checkpoint": checkpoint_name, "objective.synthetic_only": True,
                  "objective.synthetic_labels": "prior", "objective.augment_with": "",
                  "objective.synthetic_truncation": 1.0 if truncation is None else truncation,
+                 "objective.synthetic_keep_best": 1.0 if keep_best is None else keep_best,
                  "train.seed": seed, "train.device": device,
                  "log.progress": False, "log.tensorboard": "no", "log.eval_every": 0}
     resolved = make_config(raw, overrides=overrides)
@@ -631,7 +635,8 @@ def classification_accuracy_score(run_dir: str | Path, checkpoint_name: str, dat
 def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, checkpoint: str = "last",
                  classifier: str | Path | None = None, inception_weights: str | Path | None = None,
                  device: str = "cpu", quiet: bool = False, memorization: bool = False,
-                 cas: bool = True, progress=None, truncation: float | None = None) -> dict:
+                 cas: bool = True, progress=None, truncation: float | None = None,
+                 keep_best: float | None = None) -> dict:
     """Evaluate a run's generator and write RUN/eval.json (`eval_file_name`).
 
     Args:
@@ -649,6 +654,9 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
         truncation: psi of the truncation trick for every sample scored (and those CAS trains
             on): precision up, recall down; None is none. Recorded in the report's setup and
             written to RUN/eval-truncation-PSI.json instead of RUN/eval.json.
+        keep_best: GANs: score the best share of n / keep_best candidates by the run's
+            discriminator (and CAS trains on such samples), `models.rejection`; recorded in
+            the setup and written to RUN/eval-keep-best-SHARE.json (`eval_file_name`).
 
     Example:
         >>> report = evaluate_run("runs/demo")
@@ -656,6 +664,8 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
     """
     if truncation is not None:
         check_truncation(truncation)
+    if keep_best is not None:
+        check_keep_best(keep_best)
     model = load(run_dir, checkpoint, device)
     if not hasattr(model, "sample"):
         raise ConfigError(f"run {str(run_dir)!r} is an editing run (task {model.task!r}); "
@@ -663,7 +673,8 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
     data = model.config.data
     extractor = build_extractor(data, classifier, inception_weights, device, quiet)
     evaluator = Evaluator(data, extractor, n, seed)
-    images, labels = evaluator.sample(model.net, progress, truncation)
+    critic = model.critic() if keep_best is not None else None
+    images, labels = evaluator.sample(model.net, progress, truncation, critic, keep_best)
     scores = evaluator.score_samples(images, labels, getattr(model.net, "num_classes", 0))
     floor = dict(evaluator.floor)
     report = {"model": scores, "floor": floor,
@@ -672,10 +683,12 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
               "warnings": evaluator.warnings(scores)}
     if truncation is not None:
         report["setup"]["truncation"] = truncation
+    if keep_best is not None:
+        report["setup"]["keep_best"] = keep_best
     if cas and labels is not None:
         recipe = getattr(extractor, "run_dir", None) or feature_classifier(data, quiet)
         result = classification_accuracy_score(run_dir, checkpoint, data, evaluator.heldout, recipe,
-                                               seed, device, quiet, truncation)
+                                               seed, device, quiet, truncation, keep_best=keep_best)
         if result is None:
             report["setup"][CAS_KEY] = (f"not measured: the classifier {recipe} knows other classes "
                                         f"than the generator")
@@ -689,14 +702,17 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
                                    "with another sample size than the model")
     if memorization:
         report["memorization"] = evaluator.memorization(images, Path(run_dir) / MEMORIZATION_GRID)
-    atomic.write_json(Path(run_dir) / eval_file_name(truncation), report)
+    atomic.write_json(Path(run_dir) / eval_file_name(truncation, keep_best), report)
     return report
 
 
-def eval_file_name(truncation: float | None = None) -> str:
-    """eval.json, or eval-truncation-PSI.json for a truncated evaluation, so that one never
-    replaces the run's plain evaluation (which the report and the studio show)."""
-    return "eval.json" if truncation is None else f"eval-truncation-{truncation:g}.json"
+def eval_file_name(truncation: float | None = None, keep_best: float | None = None) -> str:
+    """eval.json, or eval-truncation-PSI.json / eval-keep-best-SHARE.json (both parts when
+    both are given) for samples drawn another way, so that one never replaces the run's plain
+    evaluation (which the report and the studio show)."""
+    parts = ([f"truncation-{truncation:g}"] if truncation is not None else []) + \
+        ([f"keep-best-{keep_best:g}"] if keep_best is not None else [])
+    return "eval.json" if not parts else f"eval-{'-'.join(parts)}.json"
 
 
 def format_table(report: dict) -> str:
@@ -722,6 +738,9 @@ def format_table(report: dict) -> str:
     if "truncation" in setup:
         lines.append(f"samples truncated with psi {setup['truncation']:g} (more typical, less varied: "
                      f"compare precision and recall with an untruncated evaluation)")
+    if "keep_best" in setup:
+        lines.append(f"samples: the best {setup['keep_best']:.0%} of candidates by the run's discriminator "
+                     f"(more precise, can be less varied: compare with a plain evaluation)")
     if CAS_KEY in setup:
         lines.append(f"{CAS_KEY} (classification accuracy score, train on samples, test on real): "
                      f"{setup[CAS_KEY]}")

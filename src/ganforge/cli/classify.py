@@ -49,6 +49,9 @@ def add_synthetic_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--synthetic-truncation", metavar="PSI", type=float, default=None,
                        help="truncation of the samples, in [0, 1]: typical rather than varied "
                             "[objective.synthetic_truncation; default: 1, none]")
+    group.add_argument("--synthetic-keep-best", metavar="SHARE", type=float, default=None,
+                       help="keep the best SHARE of candidate samples by the generator run's "
+                            "discriminator [objective.synthetic_keep_best; default: 1, all]")
     group.add_argument("--augment-with", metavar="RUN", default=None,
                        help="an editing run (denoise, enhance, inpaint, super-resolve, colorize) "
                             "that re-draws a share of the real images [objective.augment_with]")
@@ -64,7 +67,8 @@ def synthetic_overrides(args: argparse.Namespace) -> list[str]:
         value = getattr(args, option, None)
         if value is not None:
             lines.append(f"objective.{option}={json.dumps(str(Path(value).resolve()))}")
-    for option in ("synthetic_ratio", "synthetic_labels", "synthetic_truncation", "augment_share"):
+    for option in ("synthetic_ratio", "synthetic_labels", "synthetic_truncation", "synthetic_keep_best",
+                   "augment_share"):
         value = getattr(args, option, None)
         if value is not None:
             lines.append(f"objective.{option}={json.dumps(value)}")
@@ -80,9 +84,10 @@ def check_synthetic(args: argparse.Namespace) -> None:
 
     if resolve(args, DEFAULTS).objective.args.get("synthetic"):
         return
-    if args.synthetic_ratio is not None or args.synthetic_labels is not None or args.synthetic_truncation is not None:
-        raise ConfigError("--synthetic-ratio, --synthetic-labels and --synthetic-truncation need "
-                          "--synthetic RUN (a class-conditional generator run)")
+    given = (args.synthetic_ratio, args.synthetic_labels, args.synthetic_truncation, args.synthetic_keep_best)
+    if any(value is not None for value in given):
+        raise ConfigError("--synthetic-ratio, --synthetic-labels, --synthetic-truncation and "
+                          "--synthetic-keep-best need --synthetic RUN (a class-conditional generator run)")
 
 
 def run(args: argparse.Namespace) -> int:

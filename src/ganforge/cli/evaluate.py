@@ -40,6 +40,9 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("--truncation", type=float, default=None, metavar="PSI",
                         help="generators: score samples drawn with the truncation trick, PSI in "
                              "[0, 1] (precision up, recall down) [default: none]")
+    parser.add_argument("--keep-best", type=float, default=None, metavar="SHARE",
+                        help="GANs: score the best SHARE of candidates by the run's discriminator, "
+                             "SHARE in (0, 1] (written to RUN/eval-keep-best-SHARE.json) [default: all]")
     parser.add_argument("--tile", type=int, default=None, metavar="PIXELS",
                         help="editing runs: run the model in tiles of this size [default: whole images]")
 
@@ -60,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if kind != "generator":
         if args.n is not None and args.n < 1:
             raise ConfigError(f"-n {args.n}: must be at least 1")
-        for flag, given in (("--memorization", args.memorization), ("--truncation", args.truncation is not None)):
+        for flag, given in (("--memorization", args.memorization), ("--truncation", args.truncation is not None),
+                            ("--keep-best", args.keep_best is not None)):
             if given:
                 raise ConfigError(f"{flag} is for generators (GAN, VAE); {args.run!r} is "
                                   f"{'an editing' if kind == 'editing' else 'a ' + kind} run")
@@ -95,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(0, "sample", args.quiet) as bar:
         report = evaluate_run(args.run, args.n, args.seed, args.checkpoint, args.classifier,
                               args.inception_weights, args.device, memorization=args.memorization,
-                              cas=not args.no_cas, progress=bar, truncation=args.truncation)
+                              cas=not args.no_cas, progress=bar, truncation=args.truncation,
+                              keep_best=args.keep_best)
     print(format_table(report))
-    print(f"wrote {args.run}/{eval_file_name(args.truncation)}" + (f" and {report['memorization']['grid']}"
+    print(f"wrote {args.run}/{eval_file_name(args.truncation, args.keep_best)}" + (f" and {report['memorization']['grid']}"
                                                                     if "memorization" in report else ""))
     return 0

@@ -25,6 +25,9 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("--truncation", type=float, default=None, metavar="PSI",
                         help="truncation trick, psi in [0, 1]: stylegan moves w towards its mean, "
                              "other models scale z; lower is more typical, less varied [default: off]")
+    parser.add_argument("--keep-best", type=float, default=None, metavar="SHARE",
+                        help="GANs: draw n/SHARE candidates and keep the n the run's discriminator "
+                             "rates best, SHARE in (0, 1] (more precise) [default: keep all]")
     parser.add_argument("--checkpoint", default="last",
                         help="last, best, step-NNNNNN or a .safetensors path [default: last]")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... [default: cpu]")
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         _refuse_overwrite([Path(args.npz)], args.force)
     with progress_bar(args.n, "image", args.quiet) as bar:
         images = model.sample(args.n, seed=args.seed, labels=labels, batch_size=args.batch_size,
-                              truncation=args.truncation, progress=bar)
+                              truncation=args.truncation, progress=bar, keep_best=args.keep_best)
     if each:
         paths = save_each(images, out)
         print(f"wrote {len(paths)} images to {out}")

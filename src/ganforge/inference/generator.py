@@ -13,18 +13,30 @@ from ..data.imageset import to_float, to_uint8
 from ..errors import ConfigError
 from ..imageio import to_hwc
 from ..models import DataShape, build_models
+from ..models.rejection import Critic, best_indices, check_keep_best, critic_uses_labels, pool_labels, pool_size
 from ..models.truncation import truncated
 from ..rundir import find_checkpoint
 
 
 @torch.inference_mode()
 def generate(net: torch.nn.Module, n: int, seed: int = 0, labels: torch.Tensor | None = None,
-             batch_size: int = 500, truncation: float | None = None, progress=None) -> torch.Tensor:
+             batch_size: int = 500, truncation: float | None = None, progress=None,
+             critic: Critic | None = None, keep_best: float | None = None) -> torch.Tensor:
     """`n` images from a generator as uint8 N x C x H x W on the CPU. The noise comes from
     `seed` alone, so the same seed gives the same images at any batch size. `progress`, if
     given, is called as progress(done, n) after each batch.
 
-    `truncation` psi trades variety for fidelity (`models.truncation.truncated`)."""
+    `truncation` psi trades variety for fidelity (`models.truncation.truncated`); so does
+    `keep_best` share with a `critic` (`models.rejection`): n / share candidates are drawn
+    (all held in memory) and the n the critic rates best are kept."""
+    if keep_best is not None and keep_best != 1:
+        check_keep_best(keep_best)
+        if critic is None:
+            raise ValueError("keep_best needs a critic (load_critic(run_dir))")
+        size = pool_size(n, keep_best)
+        candidates = pool_labels(labels, size)
+        pool = generate(net, size, seed, candidates, batch_size, truncation, progress)
+        return pool[best_indices(critic(pool, candidates), candidates, labels, n)]
     device = next(net.parameters()).device
     z = torch.randn(n, net.latent_dim, generator=torch.Generator().manual_seed(seed))
     z, extra = truncated(net, z, truncation)
@@ -41,8 +53,10 @@ def generate(net: torch.nn.Module, n: int, seed: int = 0, labels: torch.Tensor |
 class TrainedGenerator:
     """A generator ready to sample: `sample(n, seed=..., labels=...)` -> uint8 images."""
 
-    def __init__(self, net: torch.nn.Module, meta: dict, device: torch.device):
+    def __init__(self, net: torch.nn.Module, meta: dict, device: torch.device,
+                 source: tuple[str | Path, str] | None = None):
         self.net, self.meta, self.device = net.eval().requires_grad_(False), meta, device
+        self.source, self._critic = source, None   # (run_dir, checkpoint): where keep_best finds D
         self.config = from_dict(meta["config"])
         self.class_names: list[str] = meta.get("class_names", [])
         self.step: int = meta.get("step", 0)
@@ -53,7 +67,8 @@ class TrainedGenerator:
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int = 0, labels: Sequence[int] | None = None,
-               batch_size: int = 500, truncation: float | None = None, progress=None) -> np.ndarray:
+               batch_size: int = 500, truncation: float | None = None, progress=None,
+               keep_best: float | None = None) -> np.ndarray:
         """Generate `n` images as a uint8 N x H x W x C array (C is 1 or 3).
 
         The same seed gives the same images whatever the batch size.
@@ -66,14 +81,27 @@ class TrainedGenerator:
             batch_size: images per forward pass.
             truncation: psi in [0, 1]; lower is closer to the average image (see `generate`).
             progress: called as progress(done, n) after each batch (a progress bar).
+            keep_best: share in (0, 1]: draw n / share candidates and keep the n the run's
+                discriminator rates best (GANs; see `models.rejection`).
 
         Example:
             >>> images = ganforge.load("runs/demo").sample(16, seed=1)
         """
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
+        if keep_best is not None:
+            check_keep_best(keep_best)
+        critic = self.critic() if keep_best is not None and keep_best != 1 else None
         return to_hwc(generate(self.net, n, seed, self._labels(labels, n), batch_size, truncation,
-                               progress))
+                               progress, critic, keep_best))
+
+    def critic(self) -> Critic:
+        """The run's discriminator as a `Critic` (loaded on first use)."""
+        if self._critic is None:
+            if self.source is None:
+                raise ConfigError("this generator was not loaded from a run, so it has no discriminator")
+            self._critic = load_critic(*self.source, device=str(self.device))
+        return self._critic
 
     @torch.inference_mode()
     def reconstruct(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
@@ -120,6 +148,12 @@ def rebuild(run_dir: str | Path, checkpoint_name: str, net_name: str | None = No
     return nets[net_name], meta
 
 
+def load_critic(run_dir: str | Path, checkpoint_name: str = "last", device: str = "cpu") -> Critic:
+    """The discriminator of a GAN run as a `Critic` of its samples (for `keep_best`)."""
+    net, meta = rebuild(run_dir, checkpoint_name, "D")   # names the run's networks if it has no D
+    return Critic(net.to(device), critic_uses_labels(meta))
+
+
 def load(run_dir: str | Path, checkpoint_name: str = "last", device: str = "cpu"):
     """Load the (EMA) generator of a run: a TrainedGenerator to sample from, for editing
     runs (inpaint, super-resolve, ...) a TrainedEditor to `edit` images with, and for
@@ -149,4 +183,4 @@ def load(run_dir: str | Path, checkpoint_name: str = "last", device: str = "cpu"
     if not hasattr(net, "latent_dim"):
         raise ConfigError(f"run {str(run_dir)!r} is not a generative model (its model is "
                           f"{meta['config']['model']['name']!r}); use ganforge classify eval")
-    return TrainedGenerator(net.to(device), meta, torch.device(device))
+    return TrainedGenerator(net.to(device), meta, torch.device(device), (run_dir, checkpoint_name))

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..models.rejection import check_keep_best
 from ..models.truncation import check_truncation
 from .base import OBJECTIVES, Batch, Objective, ObjectiveEntry, Phase, require_nets
 
@@ -33,6 +34,7 @@ class ClassifierArgs:
     synthetic_only: bool = False        # train on samples alone (the real batch gives only labels)
     synthetic_labels: Literal["balanced", "prior"] = "balanced"  # classes in turn, or the real proportions
     synthetic_truncation: float = 1.0   # truncation psi of the samples (1: none)
+    synthetic_keep_best: float = 1.0    # keep this best share of candidates by the run's D (1: all)
     augment_with: str = ""  # run directory of an editing model applied to real images
     augment_checkpoint: str = "last"
     augment_share: float = 0.5          # share of the real images it edits
@@ -51,6 +53,10 @@ class ClassifierArgs:
         check_truncation(self.synthetic_truncation, "objective.synthetic_truncation")
         if self.synthetic_truncation != 1 and not self.synthetic:
             raise ConfigError("objective.synthetic_truncation truncates the samples of objective.synthetic, "
+                              "which is not set")
+        check_keep_best(self.synthetic_keep_best, "objective.synthetic_keep_best")
+        if self.synthetic_keep_best != 1 and not self.synthetic:
+            raise ConfigError("objective.synthetic_keep_best filters the samples of objective.synthetic, "
                               "which is not set")
         if self.synthetic_only and not self.synthetic:
             raise ConfigError("objective.synthetic_only=true needs objective.synthetic (a conditional "
@@ -112,7 +118,8 @@ class ClassifierObjective(Objective):
         if args.synthetic:
             from .synthetic import SyntheticSource
             self.synthetic = SyntheticSource(args.synthetic, args.synthetic_checkpoint,
-                                             args.synthetic_labels, seed, args.synthetic_truncation)
+                                             args.synthetic_labels, seed, args.synthetic_truncation,
+                                             args.synthetic_keep_best)
         if args.augment_with:
             from .synthetic import EditAugment
             self.augment = EditAugment(args.augment_with, args.augment_checkpoint,

@@ -23,6 +23,7 @@ from ..data.degrade import parse_degradation
 from ..data.imageset import to_float, to_uint8
 from ..errors import ConfigError
 from ..models import DataShape, build_models
+from ..models.rejection import Critic, best_indices, critic_uses_labels, pool_labels, pool_size
 from ..models.truncation import truncated
 from ..rundir import find_checkpoint
 from .image2image import run_generator
@@ -30,8 +31,9 @@ from .image2image import run_generator
 SEED_MASK = 0x7FFF_FFFF_FFFF_FFFF
 
 
-def load_frozen(run_dir: str | Path, checkpoint_name: str, key: str):
-    """The sampled network of a run (its EMA copy where it has one), frozen, and the header.
+def load_frozen(run_dir: str | Path, checkpoint_name: str, key: str, net_name: str | None = None):
+    """The sampled network of a run (its EMA copy where it has one), or its network
+    `net_name`, frozen, and the header.
 
     `key` names the config key that gave the run, for error messages.
 
@@ -48,7 +50,12 @@ def load_frozen(run_dir: str | Path, checkpoint_name: str, key: str):
                           f"{meta['config']['model']['name']!r}); give a generator or editing run")
     config = from_dict(meta["config"])
     nets = build_models(config.model, DataShape(**meta["shape"]))
-    prefix = f"ema.{name}." if meta.get("has_ema") else f"nets.{name}."
+    if net_name is not None and net_name not in nets:
+        raise ConfigError(f"{key}={str(run_dir)!r}: this run has no network {net_name!r} (model "
+                          f"{config.model.name!r} has {', '.join(nets)})")
+    own = net_name is None or net_name == name
+    name = name if net_name is None else net_name
+    prefix = f"ema.{name}." if meta.get("has_ema") and own else f"nets.{name}."
     tensors, _ = checkpoint.load(path, prefix)
     net = nets[name]
     net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items()})
@@ -120,9 +127,14 @@ class SyntheticSource(_Frozen):
 
     key = "objective.synthetic"
 
-    def __init__(self, run_dir: str, checkpoint_name: str, labels: str, seed: int, truncation: float = 1.0):
+    def __init__(self, run_dir: str, checkpoint_name: str, labels: str, seed: int, truncation: float = 1.0,
+                 keep_best: float = 1.0):
         super().__init__(run_dir, checkpoint_name, seed)
-        self.labels, self.truncation = labels, truncation
+        self.labels, self.truncation, self.keep_best = labels, truncation, keep_best
+        self.critic = None
+        if keep_best != 1:   # the run's discriminator keeps the best share of candidates
+            critic, _ = load_frozen(run_dir, checkpoint_name, "objective.synthetic_keep_best", "D")
+            self.critic = Critic(critic, critic_uses_labels(self.meta))
         self.num_classes = getattr(self.net, "num_classes", 0)
         if not hasattr(self.net, "latent_dim") or self.meta["shape"].get("in_channels"):
             raise ConfigError(f"{self.key}={run_dir!r} is not a generator of images from noise "
@@ -159,13 +171,18 @@ class SyntheticSource(_Frozen):
             labels = real_labels.cpu()[pick]
         else:
             labels = (self.draws * n + torch.arange(n)) % self.num_classes
-        z = torch.randn(n, self.net.latent_dim, generator=generator)
+        size = pool_size(n, self.keep_best)
+        candidates = pool_labels(labels, size)
+        z = torch.randn(size, self.net.latent_dim, generator=generator)
         self.draws += 1
         net = self._on(device)
         z, extra = truncated(net, z, self.truncation)
         with torch.autocast(device.type, enabled=False):
-            images = net(z.to(device), labels.to(device), **extra).float()
-        return _quantise(images), labels.to(device)
+            images = _quantise(net(z.to(device), candidates.to(device), **extra).float())
+            if self.critic is not None:
+                self.critic.net.to(device)
+                images = images[best_indices(self.critic(images, candidates), candidates, labels, n).to(device)]
+        return images, labels.to(device)
 
 
 class EditAugment(_Frozen):
