@@ -200,13 +200,18 @@ def test_class_truncation_and_rows(client, served, monkeypatch):
     by_name = client.get("/api/runs/cond/sample", params={"n": 4, "seed": 1, "class": "c7", "nrow": 4,
                                                           "truncation": 0.5})
     assert by_name.content == response.content
+    best = client.get("/api/runs/cond/sample", params={"n": 4, "seed": 1, "class": 7, "nrow": 4,
+                                                       "keep_best": 0.5})
+    assert best.status_code == 200
+    np.testing.assert_array_equal(decode(best.content), grid(model.sample(4, seed=1, labels=[7] * 4, keep_best=0.5),
+                                                             nrow=4)[..., 0])
     assert_error(client.get("/api/runs/cond/sample", params={"class": 10}), 422, "outside 0..9")
     assert_error(client.get("/api/runs/cond/sample", params={"class": "c10"}), 422, "'c10'", "c0, c1")
     assert_error(client.get("/api/runs/digits/sample", params={"class": 1}), 422, "not class-conditional")
 
 
 @pytest.mark.parametrize("params,words", [({"n": 65}, ["n", "64"]), ({"n": 0}, ["n"]),
-                                          ({"truncation": 1.5}, ["truncation"]),
+                                          ({"truncation": 1.5}, ["truncation"]), ({"keep_best": 0}, ["keep_best"]),
                                           ({"seed": -1}, ["seed"]), ({"n": "many"}, ["n"])])
 def test_sample_values_are_checked(client, params, words):
     message = assert_error(client.get("/api/runs/digits/sample", params=params), 422, *words)

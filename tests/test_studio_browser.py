@@ -166,6 +166,10 @@ def test_sample_a_grid_and_see_the_evaluation(page):
     width = wait_until(page, "document.getElementById('grid').naturalWidth")
     assert width == 2 * 16 + 3 * 2
     assert shown_image(page, "grid").std() > 0
+    page.select_option("#sample-keep-best", "0.8")        # the best 4 of 5 by the run's D
+    with page.expect_response(lambda response: "keep_best=0.8" in response.url) as answer:
+        page.click("#sample-button")
+    assert answer.value.status == 200
     page.click("#interpolate-button")
     assert wait_until(page, "document.getElementById('strip').naturalWidth") == 8 * 16 + 9 * 2
     # eval.json as a table: a column per group (model, floor), a row per metric; setup folded.

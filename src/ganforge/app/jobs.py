@@ -83,10 +83,11 @@ def warm_up() -> None:
 
 
 def sample_grid(run: StudioRun, n: int, seed: int, cls: int | None, truncation: float | None,
-                nrow: int | None) -> bytes:
-    """`n` samples of a generation run as one grid PNG (the same seed gives the same grid)."""
+                nrow: int | None, keep_best: float | None = None) -> bytes:
+    """`n` samples of a generation run as one grid PNG (the same seed gives the same grid);
+    `keep_best`: the best share of candidates by the run's discriminator."""
     labels = None if cls is None else [cls] * n
-    images = run.model.sample(n, seed=seed, labels=labels, truncation=truncation)
+    images = run.model.sample(n, seed=seed, labels=labels, truncation=truncation, keep_best=keep_best)
     return png_bytes(grid(images, nrow=nrow))
 
 

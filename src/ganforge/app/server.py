@@ -220,10 +220,12 @@ def create_app(runs: list[StudioRun], limits: Limits | None = None, workers: int
                      seed: Annotated[int, Query(ge=0, lt=2**63)] = 0,
                      cls: Annotated[str | None, Query(alias="class", description=CLASS_HELP)] = None,
                      truncation: Annotated[float | None, Query(ge=0, le=1, description="psi; 1 is none")] = None,
-                     nrow: Annotated[int | None, Query(ge=1, le=limits.max_n, description="images per row")] = None):
+                     nrow: Annotated[int | None, Query(ge=1, le=limits.max_n, description="images per row")] = None,
+                     keep_best: Annotated[float | None, Query(gt=0, le=1, description="keep this best share of "
+                                                              "candidates by the run's discriminator")] = None):
         served = studio.run(run, ("generate",))
         index = None if cls in (None, "") else served.class_index(cls)
-        png = await studio.compute(sample_grid, served, n, seed, index, truncation, nrow)
+        png = await studio.compute(sample_grid, served, n, seed, index, truncation, nrow, keep_best)
         return Response(png, media_type="image/png")
 
     @app.get("/api/runs/{run}/interpolate", summary="Images between two seeds, in one row (PNG)",

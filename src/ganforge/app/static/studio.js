@@ -137,6 +137,7 @@ $("sample-form").addEventListener("submit", (event) => {
   if ($("sample-class").value !== "") params.set("class", $("sample-class").value);
   const psi = Number($("sample-truncation").value);
   if (psi < 1) params.set("truncation", String(psi));
+  if ($("sample-keep-best").value !== "") params.set("keep_best", $("sample-keep-best").value);
   fetchImage(runPath(`/sample?${params}`), $("grid"), $("sample-button"), "Sampling");
 });
 
