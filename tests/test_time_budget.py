@@ -10,7 +10,7 @@ from ganforge.cli import main
 from ganforge.config import dump_yaml
 from ganforge.errors import ConfigError
 from ganforge.presets import load_preset
-from ganforge.resolve import BUDGET_STEPS, make_config
+from ganforge.resolve import BUDGET_STEPS, LONG_BUDGET_S, SHORT_BUDGET_S, make_config
 
 TINY = ["--resolution", "16", "--batch-size", "8", "--quiet", "--set", "model.g_width=8",
         "--set", "model.d_width=8", "--set", "log.tensorboard=no"]
@@ -155,10 +155,51 @@ def test_native_resolutions_of_the_sources():
     assert native_resolution("folder:/somewhere") is None and native_resolution("no-such-set") is None
 
 
-def test_cli_says_what_a_short_budget_chose(capsys):
+def test_cli_says_what_a_budget_chose(capsys):
     assert main(["train", "--dataset", "mnist", "--time-budget", "60", "--dry-run"]) == 0
     captured = capsys.readouterr()
     assert "--time-budget 60 s is short" in captured.err and "data.resolution=28" in captured.err
     assert yaml.safe_load(captured.out)["model"]["g_width"] == 32
     assert main(["train", "--dataset", "mnist", "--time-budget", "120", "--dry-run"]) == 0
-    assert "short" not in capsys.readouterr().err
+    assert "--time-budget" not in capsys.readouterr().err
+    assert main(["train", "--dataset", "mnist", "--time-budget", "300", "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "--time-budget 300 s recipe (objective.r1_gamma=1, objective.r1_every=4)" in captured.err
+    assert "short" not in captured.err and yaml.safe_load(captured.out)["objective"]["r1_gamma"] == 1.0
+
+
+# A long budget (LONG_BUDGET_S or more, as the limit) adds the DCGAN's lazy R1 to the
+# full-size networks; between SHORT_BUDGET_S and it nothing changes.
+
+def test_a_long_budget_adds_lazy_r1_to_the_full_size_dcgan():
+    assert SHORT_BUDGET_S < LONG_BUDGET_S == 300
+    for budget in (300, 900):
+        config = make_config(overrides={"train.time_budget": budget, "data.name": "fashion-mnist"})
+        assert config.sized_for_budget == {"objective.r1_gamma": 1.0, "objective.r1_every": 4}
+        assert (config.objective.args["r1_gamma"], config.objective.args["r1_every"]) == (1.0, 4)
+        assert (config.model.args["g_width"], config.data.resolution, config.train.lr) == (64, 32, 2e-4)
+    conditional = make_config(overrides={"train.time_budget": 300, "model.conditional": True})
+    assert conditional.objective.args["r1_gamma"] == 1.0
+    for budget in (120, 299):
+        config = make_config(overrides={"train.time_budget": budget, "data.name": "mnist"})
+        assert config.sized_for_budget == {} and config.objective.args["r1_gamma"] == 0.0
+
+
+@pytest.mark.parametrize("overrides", [
+    {"objective.r1_gamma": 0},        # the regulariser is one unit: a key of it given keeps it out
+    {"objective.r1_every": 2},
+    {"objective.loss": "hinge"},      # another loss than the one it was measured with
+    {"objective.loss": "wgan"},       # weight clipping cannot take R1
+    {"train.steps": 4000},            # steps given: the budget is a guard
+    {"model.name": "resnet"},         # no long-budget settings for this family
+])
+def test_what_a_long_budget_leaves_alone(overrides):
+    config = make_config(overrides={"train.time_budget": 300, **overrides})
+    assert config.sized_for_budget == {}
+    plain = make_config(overrides=overrides)
+    assert config.objective.args == plain.objective.args
+
+
+def test_a_preset_is_a_recipe_under_a_long_budget():
+    config = make_config(preset="dcgan-digits", overrides={"train.time_budget": 300})
+    assert config.sized_for_budget == {} and config.objective.args["r1_gamma"] == 0.0

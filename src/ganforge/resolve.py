@@ -24,8 +24,12 @@ from .tasks import task_defaults
 BUDGET_STEPS = 10**12
 # A time budget shorter than this, as the limit, trains networks sized for it (see
 # _sized_for_budget; README "Sized for the budget"): better on every count at 60 s; from 120 s
-# on they trade precision for recall, so the full-size networks keep those budgets.
+# on they trade precision for recall, so the full-size networks keep those budgets (with the
+# architecture's `long_budget` settings from LONG_BUDGET_S on).
 SHORT_BUDGET_S = 120.0
+# A time budget of at least this, as the limit, adds the architecture's `long_budget` settings:
+# the DCGAN's lazy R1 cost recall and FID at 120 s and bought FID, precision and coverage at 300 s.
+LONG_BUDGET_S = 300.0
 
 
 def make_config(config: Config | dict | str | Path | None = None, *, preset: str | None = None,
@@ -80,7 +84,7 @@ def make_config(config: Config | dict | str | Path | None = None, *, preset: str
     task = task_defaults(raw)
     steps_given = "steps" in user_train or "steps" in task.get("train", {})  # a task is a recipe
     raw = cfg.merge(task, raw)
-    sized = {} if steps_given else _sized_for_budget(raw)
+    sized = {} if steps_given or preset is not None else _sized_for_budget(raw)  # a preset is a recipe
     for key, value in sized.items():
         raw = cfg.set_key(raw, key, value)
     raw = _objective_train_defaults(_model_defaults(_default_objective(raw)))
@@ -114,20 +118,30 @@ def _budget_is_the_limit(config: Config, schedule_given: bool) -> None:
 
 
 def _sized_for_budget(raw: dict) -> dict:
-    """The keys a short time budget sets, as {"model.g_width": 32, ...}: the architecture's
-    `short_budget` settings and, for an architecture that has some, the data set's native
-    resolution where the architecture makes it (MNIST's 28 px rather than 32), each only where
-    no layer (preset, config file, options, --set) gives the key. At 60 s on 2 CPU cores the
-    DCGAN's full-size 32-px, widths-64 networks make a quarter of the steps the sized ones
-    make and score worse (README, "Sized for the budget")."""
+    """The keys a time budget (as the limit) sets, as {"model.g_width": 32, ...}, each only
+    where no layer (preset, config file, options, --set) gives the key.
+
+    Below SHORT_BUDGET_S: the architecture's `short_budget` settings and, for an architecture
+    that has some, the data set's native resolution where the architecture makes it (MNIST's
+    28 px rather than 32). At 60 s on 2 CPU cores the DCGAN's full-size 32-px, widths-64
+    networks make a quarter of the steps the sized ones make and score worse.
+    From LONG_BUDGET_S on: the architecture's `long_budget` settings (the DCGAN's lazy R1,
+    which at 300 s bought FID, precision and coverage and at 120 s cost recall; README, "Sized
+    for the budget"), objective keys only while the family's objective and that loss train it."""
     budget = raw.get("train", {}).get("time_budget") if isinstance(raw.get("train"), dict) else None
-    if not isinstance(budget, (int, float)) or isinstance(budget, bool) or not 0 < budget < SHORT_BUDGET_S:
+    if not isinstance(budget, (int, float)) or isinstance(budget, bool) or not budget > 0:
         return {}
     model = raw.get("model", {}) if isinstance(raw.get("model"), dict) else {}
     name = model.get("name", cfg.ModelConfig().name)
-    if name not in MODELS or not MODELS.get(name).short_budget:
+    if name not in MODELS:
         return {}
     arch = MODELS.get(name)
+    if budget >= LONG_BUDGET_S:
+        return _long_budget(raw, arch)
+    if budget >= SHORT_BUDGET_S:
+        return {}
+    if not arch.short_budget:
+        return {}
     sized = {f"{section}.{key}": value for section, values in arch.short_budget.items()
              for key, value in values.items() if not _given(raw, f"{section}.{key}")}
     data = raw.get("data", {}) if isinstance(raw.get("data"), dict) else {}
@@ -136,6 +150,23 @@ def _sized_for_budget(raw: dict) -> dict:
             and (arch.resolutions is None or native in arch.resolutions)):
         sized["data.resolution"] = native
     return sized
+
+
+def _long_budget(raw: dict, arch) -> dict:
+    """The `long_budget` keys left open. Its objective section (whose `loss` is a condition,
+    not a key it sets) is one regulariser: added whole, and only while the family's own
+    objective and that loss are used and no key of the section is given."""
+    sections = {section: dict(values) for section, values in arch.long_budget.items()}
+    objective = raw.get("objective", {}) if isinstance(raw.get("objective"), dict) else {}
+    wanted = sections.get("objective", {}).pop("loss", None)
+    default_loss = getattr(objective_args(cfg.ObjectiveConfig(name=arch.objective)), "loss", None) \
+        if arch.objective in OBJECTIVES else None
+    if (objective.get("name", arch.objective) != arch.objective
+            or (wanted is not None and objective.get("loss", default_loss) != wanted)
+            or any(key in objective for key in sections.get("objective", {}))):
+        sections.pop("objective", None)
+    return {f"{section}.{key}": value for section, values in sections.items()
+            for key, value in values.items() if not _given(raw, f"{section}.{key}")}
 
 
 def _given(raw: dict, dotted: str) -> bool:

@@ -126,7 +126,7 @@ def add_parser(commands, name: str) -> None:
 def resolve(args: argparse.Namespace, defaults: dict):
     """Config from layers: the command's defaults (not on resume) < --preset or --resume's
     run < --config FILE < the named options < --set."""
-    from ..resolve import make_config
+    from ..resolve import SHORT_BUDGET_S, make_config
     from ..config import load_yaml, merge, parse_override, set_key
     from ..errors import ConfigError
 
@@ -164,8 +164,9 @@ def resolve(args: argparse.Namespace, defaults: dict):
     _check_out(config.out)
     if config.sized_for_budget:
         chosen = ", ".join(f"{key}={value:g}" for key, value in config.sized_for_budget.items())
-        print(f"--time-budget {config.train.time_budget:g} s is short: networks sized for it "
-              f"({chosen}); give a key to choose it yourself", file=sys.stderr)
+        what = "is short: networks sized for it" if config.train.time_budget < SHORT_BUDGET_S else "recipe"
+        print(f"--time-budget {config.train.time_budget:g} s {what} ({chosen}); give a key to choose it "
+              f"yourself", file=sys.stderr)
     return config
 
 

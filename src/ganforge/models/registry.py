@@ -42,6 +42,10 @@ class Architecture:
     # networks that make more steps in the seconds there are. Only keys the user left open
     # change; an architecture with some also trains at the data set's native resolution.
     short_budget: dict = field(default_factory=dict)
+    # What a budget of resolve.LONG_BUDGET_S or more adds, in the same form: regularisation
+    # that pays once the full-size networks get thousands of steps (the DCGAN's lazy R1).
+    # Only keys the user left open; objective keys only with the family's objective and loss.
+    long_budget: dict = field(default_factory=dict)
 
 
 MODELS: Registry[Architecture] = Registry("model")
