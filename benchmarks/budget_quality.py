@@ -50,7 +50,8 @@ from ganforge.evaluate import evaluate_run
 
 RECIPES = {
     "reference": ["--resolution", "28", "--set", "model.g_width=48", "--set", "model.d_width=48",
-                  "--lr", "2e-4", "--set", "train.ema_decay=0", "--set", "health.enabled=false"],
+                  "--lr", "2e-4", "--set", "train.ema_decay=0", "--set", "health.enabled=false",
+                  "--set", "objective.r1_gamma=0"],  # no R1, whatever the budget adds
     "default": [],
     "conditional": ["--preset", "cgan-mnist"],
     "r1": ["--preset", "dcgan-mnist"],

@@ -74,3 +74,16 @@ def test_cells_of_different_machines_are_never_averaged(bench):
     assert "[1] measured on EPYC, 2 CPUs." in text and "[2] measured on Xeon, 2 CPUs." in text
     fast_only = bench.table([fast]).splitlines()
     assert any("| default |" in t for t in fast_only) and fast_only[-1] == "Measured on Xeon, 2 CPUs."
+
+
+@pytest.mark.parametrize("budget", ["60", "300", "900"])
+def test_the_reference_recipe_stays_the_plain_loop_at_every_budget(bench, budget, capsys):
+    # --time-budget sizes short budgets and adds lazy R1 from 300 s on; the reference takes neither.
+    import yaml
+    from ganforge.cli import main
+    assert main(["train", *bench.RECIPES["reference"], "--dataset", "fashion-mnist", "--time-budget", budget,
+                 "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    config = yaml.safe_load(captured.out)
+    assert "--time-budget" not in captured.err and config["objective"]["r1_gamma"] == 0.0
+    assert (config["data"]["resolution"], config["model"]["g_width"], config["train"]["ema_decay"]) == (28, 48, 0)
