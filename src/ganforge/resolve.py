@@ -138,12 +138,9 @@ def _sized_for_budget(raw: dict) -> dict:
     arch = MODELS.get(name)
     if budget >= LONG_BUDGET_S:
         return _long_budget(raw, arch)
-    if budget >= SHORT_BUDGET_S:
+    if budget >= SHORT_BUDGET_S or not arch.short_budget:
         return {}
-    if not arch.short_budget:
-        return {}
-    sized = {f"{section}.{key}": value for section, values in arch.short_budget.items()
-             for key, value in values.items() if not _given(raw, f"{section}.{key}")}
+    sized = _open_keys(raw, arch.short_budget)
     data = raw.get("data", {}) if isinstance(raw.get("data"), dict) else {}
     native = native_resolution(str(data.get("name", cfg.DataConfig().name)))
     if (native is not None and not _given(raw, "data.resolution") and not data.get("name_b")
@@ -165,6 +162,11 @@ def _long_budget(raw: dict, arch) -> dict:
             or (wanted is not None and objective.get("loss", default_loss) != wanted)
             or any(key in objective for key in sections.get("objective", {}))):
         sections.pop("objective", None)
+    return _open_keys(raw, sections)
+
+
+def _open_keys(raw: dict, sections: dict) -> dict:
+    """{"section.key": value} for the keys of `sections` that no layer of `raw` gives."""
     return {f"{section}.{key}": value for section, values in sections.items()
             for key, value in values.items() if not _given(raw, f"{section}.{key}")}
 
