@@ -13,7 +13,8 @@ Recipes (each the command a user types, plus --time-budget S --seed K --out ...)
   budget sizes the networks: 28 px, widths 32, Adam 4e-4; README "Sized for the budget");
 - conditional: `ganforge train --preset cgan-mnist --dataset SET --time-budget S` (since
   2026-12-03 the dcgan-mnist networks with lazy R1, mode seeking and a class head at 32 px; its
-  cells before that are the 28-pixel DiffAugment recipe);
+  cells before that are the 28-pixel DiffAugment recipe; since 2026-12-04 its own short_budget
+  section gives it the sized networks below 120 s, R1 kept);
 - r1: `ganforge train --preset dcgan-mnist --dataset SET --time-budget S` (the default's networks
   with lazy R1).
 

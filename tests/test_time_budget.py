@@ -139,8 +139,8 @@ def test_what_is_not_sized(overrides):
     assert config.model.args == default.model.args and config.data.resolution == default.data.resolution
 
 
-def test_a_preset_is_a_sized_recipe_and_a_resumed_run_keeps_its_sizes(tmp_path):
-    assert make_config(preset="cgan-mnist", overrides={"train.time_budget": 60}).sized_for_budget == {}
+def test_a_preset_is_a_recipe_and_a_resumed_run_keeps_its_sizes(tmp_path):
+    assert make_config(preset="dcgan-digits", overrides={"train.time_budget": 60}).sized_for_budget == {}
     run = tmp_path / "run"
     run.mkdir()
     first = make_config(overrides={"train.time_budget": 60, "data.name": "mnist", "out": str(run)})
@@ -203,3 +203,73 @@ def test_what_a_long_budget_leaves_alone(overrides):
 def test_a_preset_is_a_recipe_under_a_long_budget():
     config = make_config(preset="dcgan-digits", overrides={"train.time_budget": 300})
     assert config.sized_for_budget == {} and config.objective.args["r1_gamma"] == 0.0
+
+
+# A preset may say what it becomes under a short budget (its `short_budget` section): the
+# conditional preset's 32-px, width-64 R1 networks made 700 steps in 60 s and collapsed.
+
+CGAN_SHORT = {"data.resolution": 28, "model.g_width": 32, "model.d_width": 32, "train.lr": 4e-4}
+
+
+def test_a_preset_with_a_short_budget_section_is_sized_by_it():
+    config = make_config(preset="cgan-mnist", overrides={"train.time_budget": 60, "data.name": "fashion-mnist"})
+    assert config.sized_for_budget == CGAN_SHORT
+    assert (config.data.resolution, config.model.args["g_width"], config.model.args["d_width"]) == (28, 32, 32)
+    # the rest of the recipe stays: conditional, R1, its class head, mode seeking, the preset's steps
+    plain = make_config(preset="cgan-mnist")
+    assert config.train.lr == 4e-4 and config.objective.args["r1_gamma"] == plain.objective.args["r1_gamma"] == 1.0
+    assert config.model.conditional and config.objective.args["aux_weight"] == plain.objective.args["aux_weight"]
+    assert config.objective.args["mode_seeking"] == plain.objective.args["mode_seeking"]
+    assert config.train.steps == plain.train.steps
+
+
+@pytest.mark.parametrize("overrides, sized", [
+    ({"train.time_budget": 119}, CGAN_SHORT),                  # the bound
+    ({"train.time_budget": 120}, {}),                          # not short
+    ({"train.time_budget": 300}, {}),                          # the preset has R1 already
+    ({"train.time_budget": 60, "train.steps": 500}, {}),       # steps given: the budget is a guard
+    ({"train.time_budget": 60, "model.g_width": 48},           # a key given is kept
+     {k: v for k, v in CGAN_SHORT.items() if k != "model.g_width"}),
+    ({"train.time_budget": 60, "data.name": "folder:/x"},      # no native size for a folder
+     {k: v for k, v in CGAN_SHORT.items() if k != "data.resolution"}),
+])
+def test_what_a_preset_short_budget_changes(overrides, sized):
+    assert make_config(preset="cgan-mnist", overrides=overrides).sized_for_budget == sized
+
+
+def test_a_config_file_above_a_preset_keeps_its_keys(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"train": {"lr": 1e-4}, "data": {"resolution": 32}}))
+    config = make_config(path, preset="cgan-mnist", overrides={"train.time_budget": 60})
+    assert config.train.lr == 1e-4 and config.data.resolution == 32 and config.model.args["g_width"] == 32
+
+
+def test_the_r1_preset_under_a_short_budget_is_the_sized_default():
+    short = {"train.time_budget": 60, "data.name": "fashion-mnist"}
+    preset, default = make_config(preset="dcgan-mnist", overrides=short), make_config(overrides=short)
+    assert preset.sized_for_budget["objective.r1_gamma"] == 0.0
+    assert preset.model.args == default.model.args
+    unused = {"r1_every"}  # how often a zero R1 would run
+    assert {k: v for k, v in preset.objective.args.items() if k not in unused} == \
+        {k: v for k, v in default.objective.args.items() if k not in unused}
+    assert (preset.data.resolution, preset.train.lr) == (default.data.resolution, default.train.lr)
+
+
+def test_a_malformed_short_budget_section_is_named():
+    from ganforge.presets import short_budget
+    with pytest.raises(ConfigError, match="preset 'x': short_budget must map config sections"):
+        short_budget("x", {"model": 32})
+    assert short_budget("x", None) == {}
+
+
+def test_cli_says_what_a_preset_short_budget_chose(capsys):
+    assert main(["train", "--preset", "cgan-mnist", "--dataset", "fashion-mnist", "--time-budget", "60",
+                 "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "--time-budget 60 s is short" in captured.err and "model.g_width=32" in captured.err
+    printed = yaml.safe_load(captured.out)
+    assert printed["model"]["g_width"] == 32 and printed["data"]["resolution"] == 28
+    assert printed["model"]["conditional"] is True
+    assert main(["train", "--preset", "cgan-mnist", "--dataset", "fashion-mnist", "--time-budget", "60",
+                 "--lr", "1e-4", "--dry-run"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["train"]["lr"] == 1e-4

@@ -33,9 +33,10 @@ LONG_BUDGET_S = 300.0
 
 
 def make_config(config: Config | dict | str | Path | None = None, *, preset: str | None = None,
-                resume: str | Path | None = None, overrides: Iterable[str] | dict = ()) -> Config:
-    """Resolve a config from layers: defaults < the model's defaults < `preset` or the run
-    dir (resume) < `config` < `overrides`.
+                resume: str | Path | None = None, overrides: Iterable[str] | dict = (),
+                base: dict | None = None) -> Config:
+    """Resolve a config from layers: defaults < the model's defaults < `base` (a command's own
+    defaults) < `preset` or the run dir (resume) < `config` < `overrides`.
 
     A time budget is the limit when no step count is given: with `train.time_budget` set and
     `train.steps` in none of the user's layers (`preset`, the run dir, `config`, `overrides`;
@@ -47,8 +48,11 @@ def make_config(config: Config | dict | str | Path | None = None, *, preset: str
 
     A short budget (below SHORT_BUDGET_S, as the limit) also sizes the networks: the
     architecture's `short_budget` settings and the data set's native resolution, each only
-    where no layer gives the key. What changed is in `config.sized_for_budget` (a flat dict,
-    empty if nothing; not saved: the run's config.yaml holds the values themselves).
+    where no layer gives the key. A preset is a recipe and is not sized by these rules; one
+    with a `short_budget` section says itself what it becomes under a short budget (its keys
+    replace the preset's own, except those `config` or `overrides` give; `data.resolution:
+    native` is the data set's native size). What changed is in `config.sized_for_budget` (a
+    flat dict, empty if nothing; not saved: the run's config.yaml holds the values themselves).
 
     Args:
         config: a Config, a nested dict, or a YAML file path.
@@ -56,27 +60,33 @@ def make_config(config: Config | dict | str | Path | None = None, *, preset: str
         resume: a run directory whose config.yaml is the base.
         overrides: `["train.steps=100", ...]` or `{"train.steps": 100}`.
     """
-    raw: dict = {}
+    raw: dict = dict(base or {})
+    preset_short: dict = {}
     if preset is not None:
         if resume is not None:
             raise ConfigError("a preset starts a run; a resumed run keeps its own config (drop --preset)")
-        from .presets import load_preset
-        raw = load_preset(preset)
+        from .presets import load_preset, short_budget
+        recipe = load_preset(preset)
+        preset_short = short_budget(preset, recipe.pop("short_budget", None))
+        raw = cfg.merge(raw, recipe)
     if resume is not None:
         path = Path(resume) / rundir.CONFIG
         if not path.is_file():
             raise CheckpointError(f"cannot resume {str(resume)!r}: it has no {rundir.CONFIG} "
                                   f"(is it a ganforge run directory?)")
         raw = cfg.load_yaml(path)
+    user: dict = {}  # the layers above a preset: what a preset's short budget must not replace
     if isinstance(config, Config):
-        raw = cfg.merge(raw, config.to_dict())
+        user = config.to_dict()
     elif isinstance(config, dict):
-        raw = cfg.merge(raw, config)
+        user = config
     elif config is not None:
-        raw = cfg.merge(raw, cfg.load_yaml(config))
+        user = cfg.load_yaml(config)
+    raw = cfg.merge(raw, user)
     pairs = overrides.items() if isinstance(overrides, dict) else map(cfg.parse_override, overrides)
     for key, value in pairs:
         raw = cfg.set_key(raw, key, value)
+        user = cfg.set_key(user, key, value)
     if resume is not None:
         raw = cfg.set_key(raw, "out", str(resume))
     train = raw.get("train")
@@ -84,7 +94,10 @@ def make_config(config: Config | dict | str | Path | None = None, *, preset: str
     task = task_defaults(raw)
     steps_given = "steps" in user_train or "steps" in task.get("train", {})  # a task is a recipe
     raw = cfg.merge(task, raw)
-    sized = {} if steps_given or preset is not None else _sized_for_budget(raw)  # a preset is a recipe
+    if preset is None:
+        sized = {} if steps_given else _sized_for_budget(raw)
+    else:  # a preset is a recipe: only its own short-budget section sizes it
+        sized = _preset_short_budget(raw, user, preset_short)
     for key, value in sized.items():
         raw = cfg.set_key(raw, key, value)
     raw = _objective_train_defaults(_model_defaults(_default_objective(raw)))
@@ -141,11 +154,40 @@ def _sized_for_budget(raw: dict) -> dict:
     if budget >= SHORT_BUDGET_S or not arch.short_budget:
         return {}
     sized = _open_keys(raw, arch.short_budget)
+    native = _native_resolution(raw, arch)
+    if native is not None and not _given(raw, "data.resolution"):
+        sized["data.resolution"] = native
+    return sized
+
+
+def _native_resolution(raw: dict, arch) -> int | None:
+    """The data set's native size (MNIST's 28 px) where `arch` makes it and one domain is
+    trained; None otherwise (folders, two domains, digits' 8 px for the DCGAN)."""
     data = raw.get("data", {}) if isinstance(raw.get("data"), dict) else {}
     native = native_resolution(str(data.get("name", cfg.DataConfig().name)))
-    if (native is not None and not _given(raw, "data.resolution") and not data.get("name_b")
-            and (arch.resolutions is None or native in arch.resolutions)):
-        sized["data.resolution"] = native
+    if native is None or data.get("name_b") or (arch.resolutions is not None and native not in arch.resolutions):
+        return None
+    return native
+
+
+def _preset_short_budget(raw: dict, user: dict, section: dict) -> dict:
+    """A preset's `short_budget` keys that `user` (config and overrides) leaves open, when the
+    time budget is below SHORT_BUDGET_S and the user gave no train.steps (the preset's own
+    steps then stay as a guard the budget reaches first)."""
+    budget = raw.get("train", {}).get("time_budget")
+    user_train = user.get("train") if isinstance(user.get("train"), dict) else {}
+    if (not section or not isinstance(budget, (int, float)) or isinstance(budget, bool)
+            or not 0 < budget < SHORT_BUDGET_S or "steps" in user_train):
+        return {}
+    sized = _open_keys(user, section)
+    if sized.get("data.resolution") == "native":
+        model = raw.get("model", {}) if isinstance(raw.get("model"), dict) else {}
+        name = model.get("name", cfg.ModelConfig().name)
+        native = _native_resolution(raw, MODELS.get(name)) if name in MODELS else None
+        if native is None:
+            del sized["data.resolution"]
+        else:
+            sized["data.resolution"] = native
     return sized
 
 

@@ -127,7 +127,7 @@ def resolve(args: argparse.Namespace, defaults: dict):
     """Config from layers: the command's defaults (not on resume) < --preset or --resume's
     run < --config FILE < the named options < --set."""
     from ..resolve import SHORT_BUDGET_S, make_config
-    from ..config import load_yaml, merge, parse_override, set_key
+    from ..config import load_yaml, parse_override, set_key
     from ..errors import ConfigError
 
     if args.resume and args.out and args.out != args.resume:
@@ -140,13 +140,8 @@ def resolve(args: argparse.Namespace, defaults: dict):
     if not args.resume:
         for key, value in defaults.items():
             base = set_key(base, key, value)
-    if args.preset:
-        if args.resume:
-            raise ConfigError("--preset starts a run; --resume continues one with its own config")
-        from ..presets import load_preset
-        base = merge(base, load_preset(args.preset))
-    if args.config:
-        base = merge(base, load_yaml(args.config))
+    if args.preset and args.resume:
+        raise ConfigError("--preset starts a run; --resume continues one with its own config")
     overrides = {key: getattr(args, option) for option, (key, _, _) in OPTIONS.items()
                  if getattr(args, option, None) is not None}
     if getattr(args, "scale", None) is not None:
@@ -160,7 +155,8 @@ def resolve(args: argparse.Namespace, defaults: dict):
     if args.quiet:
         overrides["log.progress"] = False
     overrides.update(parse_override(text) for text in args.set)
-    config = make_config(base, resume=args.resume, overrides=overrides)
+    config = make_config(load_yaml(args.config) if args.config else None, preset=args.preset or None,
+                         base=base, resume=args.resume, overrides=overrides)
     _check_out(config.out)
     if config.sized_for_budget:
         chosen = ", ".join(f"{key}={value:g}" for key, value in config.sized_for_budget.items())

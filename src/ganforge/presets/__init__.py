@@ -1,6 +1,7 @@
 """Named presets: YAML configs (partial: only what differs from the defaults) carrying the
 published hyper-parameters of a model on a data set. The first line, a comment, says what
-the preset is; `ganforge presets` lists them."""
+the preset is; `ganforge presets` lists them. A preset may carry a `short_budget` section:
+what the recipe becomes when a time budget under two minutes is the limit (resolve.py)."""
 from __future__ import annotations
 
 from importlib import resources
@@ -43,3 +44,14 @@ def preset_text(name: str) -> str:
         raise ConfigError(f"unknown preset {name!r}{suggest(name, list(files))}; "
                           f"known presets: {', '.join(sorted(files))}")
     return files[name].read_text()
+
+
+def short_budget(name: str, section) -> dict:
+    """A preset's `short_budget` section, checked to be config sections ({} when absent); its
+    keys are checked like any other when the config is resolved."""
+    if section is None:
+        return {}
+    if not isinstance(section, dict) or not all(isinstance(v, dict) for v in section.values()):
+        raise ConfigError(f"preset {name!r}: short_budget must map config sections to keys, "
+                          f"e.g. {{model: {{g_width: 32}}}}")
+    return section
