@@ -164,20 +164,26 @@ def test_cli_says_what_a_budget_chose(capsys):
     assert "--time-budget" not in capsys.readouterr().err
     assert main(["train", "--dataset", "mnist", "--time-budget", "300", "--dry-run"]) == 0
     captured = capsys.readouterr()
-    assert "--time-budget 300 s recipe (objective.r1_gamma=1, objective.r1_every=4)" in captured.err
-    assert "short" not in captured.err and yaml.safe_load(captured.out)["objective"]["r1_gamma"] == 1.0
+    assert ("--time-budget 300 s recipe (model.g_width=48, model.d_width=48, objective.r1_gamma=1, "
+            "objective.r1_every=4)") in captured.err
+    printed = yaml.safe_load(captured.out)
+    assert "short" not in captured.err and printed["objective"]["r1_gamma"] == 1.0
+    assert printed["model"]["g_width"] == printed["model"]["d_width"] == 48
 
 
-# A long budget (LONG_BUDGET_S or more, as the limit) adds the DCGAN's lazy R1 to the
-# full-size networks; between SHORT_BUDGET_S and it nothing changes.
+# A long budget (LONG_BUDGET_S or more, as the limit) trains the DCGAN at widths 48 with lazy
+# R1; between SHORT_BUDGET_S and it nothing changes.
+LONG = {"model.g_width": 48, "model.d_width": 48, "objective.r1_gamma": 1.0, "objective.r1_every": 4}
 
-def test_a_long_budget_adds_lazy_r1_to_the_full_size_dcgan():
+
+def test_a_long_budget_adds_lazy_r1_and_widths_48_to_the_dcgan():
     assert SHORT_BUDGET_S < LONG_BUDGET_S == 300
     for budget in (300, 900):
         config = make_config(overrides={"train.time_budget": budget, "data.name": "fashion-mnist"})
-        assert config.sized_for_budget == {"objective.r1_gamma": 1.0, "objective.r1_every": 4}
+        assert config.sized_for_budget == LONG
         assert (config.objective.args["r1_gamma"], config.objective.args["r1_every"]) == (1.0, 4)
-        assert (config.model.args["g_width"], config.data.resolution, config.train.lr) == (64, 32, 2e-4)
+        assert (config.model.args["g_width"], config.model.args["d_width"]) == (48, 48)
+        assert (config.data.resolution, config.train.lr) == (32, 2e-4)
     conditional = make_config(overrides={"train.time_budget": 300, "model.conditional": True})
     assert conditional.objective.args["r1_gamma"] == 1.0
     for budget in (120, 299):
@@ -185,19 +191,24 @@ def test_a_long_budget_adds_lazy_r1_to_the_full_size_dcgan():
         assert config.sized_for_budget == {} and config.objective.args["r1_gamma"] == 0.0
 
 
-@pytest.mark.parametrize("overrides", [
-    {"objective.r1_gamma": 0},        # the regulariser is one unit: a key of it given keeps it out
-    {"objective.r1_every": 2},
-    {"objective.loss": "hinge"},      # another loss than the one it was measured with
-    {"objective.loss": "wgan"},       # weight clipping cannot take R1
-    {"train.steps": 4000},            # steps given: the budget is a guard
-    {"model.name": "resnet"},         # no long-budget settings for this family
+WIDTHS = {"model.g_width": 48, "model.d_width": 48}
+
+
+@pytest.mark.parametrize("overrides, sized", [
+    ({"objective.r1_gamma": 0}, WIDTHS),   # the regulariser is one unit: a key of it given keeps it out
+    ({"objective.r1_every": 2}, WIDTHS),
+    ({"objective.loss": "hinge"}, WIDTHS),  # another loss than the one R1 was measured with
+    ({"objective.loss": "wgan"}, WIDTHS),   # weight clipping cannot take R1
+    ({"model.g_width": 64}, {"model.d_width": 48, "objective.r1_gamma": 1.0, "objective.r1_every": 4}),
+    ({"train.steps": 4000}, {}),            # steps given: the budget is a guard
+    ({"model.name": "resnet"}, {}),         # no long-budget settings for this family
 ])
-def test_what_a_long_budget_leaves_alone(overrides):
+def test_what_a_long_budget_leaves_alone(overrides, sized):
     config = make_config(overrides={"train.time_budget": 300, **overrides})
-    assert config.sized_for_budget == {}
+    assert config.sized_for_budget == sized
     plain = make_config(overrides=overrides)
-    assert config.objective.args == plain.objective.args
+    if "objective.r1_gamma" not in sized:
+        assert config.objective.args == plain.objective.args
 
 
 def test_a_preset_is_a_recipe_under_a_long_budget():
