@@ -10,7 +10,8 @@ Recipes (each the command a user types, plus --time-budget S --seed K --out ...)
 - reference: the textbook DCGAN at native 28 px, widths 48, Adam 2e-4 / 0.5, batch 64, no EMA,
   no augmentation, no health controller (the plain loop, run through ganforge's trainer);
 - default: `ganforge train --dataset SET --time-budget S` and nothing else (below 120 s the
-  budget sizes the networks: 28 px, widths 32, Adam 4e-4; README "Sized for the budget");
+  budget sizes the networks: 28 px, widths 32, Adam 4e-4; from 300 s on widths 48 with lazy R1;
+  README "Sized for the budget");
 - conditional: `ganforge train --preset cgan-mnist --dataset SET --time-budget S` (since
   2026-12-03 the dcgan-mnist networks with lazy R1, mode seeking and a class head at 32 px; its
   cells before that are the 28-pixel DiffAugment recipe; since 2026-12-04 its own short_budget

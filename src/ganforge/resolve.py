@@ -174,7 +174,7 @@ def _preset_short_budget(raw: dict, user: dict, section: dict) -> dict:
     """A preset's `short_budget` keys that `user` (config and overrides) leaves open, when the
     time budget is below SHORT_BUDGET_S and the user gave no train.steps (the preset's own
     steps then stay as a guard the budget reaches first)."""
-    budget = raw.get("train", {}).get("time_budget")
+    budget = raw["train"].get("time_budget") if isinstance(raw.get("train"), dict) else None
     user_train = user.get("train") if isinstance(user.get("train"), dict) else {}
     if (not section or not isinstance(budget, (int, float)) or isinstance(budget, bool)
             or not 0 < budget < SHORT_BUDGET_S or "steps" in user_train):
