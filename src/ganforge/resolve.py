@@ -141,8 +141,8 @@ def _sized_for_budget(raw: dict) -> dict:
     From LONG_BUDGET_S on: the architecture's `long_budget` settings (the DCGAN's lazy R1,
     which at 300 s bought FID, precision and coverage and at 120 s cost recall; README, "Sized
     for the budget"), objective keys only while the family's objective and that loss train it."""
-    budget = raw.get("train", {}).get("time_budget") if isinstance(raw.get("train"), dict) else None
-    if not isinstance(budget, (int, float)) or isinstance(budget, bool) or not budget > 0:
+    budget = _time_budget(raw)
+    if budget is None:
         return {}
     model = raw.get("model", {}) if isinstance(raw.get("model"), dict) else {}
     name = model.get("name", cfg.ModelConfig().name)
@@ -160,6 +160,15 @@ def _sized_for_budget(raw: dict) -> dict:
     return sized
 
 
+def _time_budget(raw: dict) -> float | None:
+    """`train.time_budget` when it is a positive number (from_dict names any other value)."""
+    train = raw.get("train") if isinstance(raw.get("train"), dict) else {}
+    budget = train.get("time_budget")
+    if not isinstance(budget, (int, float)) or isinstance(budget, bool) or not budget > 0:
+        return None
+    return budget
+
+
 def _native_resolution(raw: dict, arch) -> int | None:
     """The data set's native size (MNIST's 28 px) where `arch` makes it and one domain is
     trained; None otherwise (folders, two domains, digits' 8 px for the DCGAN)."""
@@ -174,10 +183,9 @@ def _preset_short_budget(raw: dict, user: dict, section: dict) -> dict:
     """A preset's `short_budget` keys that `user` (config and overrides) leaves open, when the
     time budget is below SHORT_BUDGET_S and the user gave no train.steps (the preset's own
     steps then stay as a guard the budget reaches first)."""
-    budget = raw["train"].get("time_budget") if isinstance(raw.get("train"), dict) else None
+    budget = _time_budget(raw)
     user_train = user.get("train") if isinstance(user.get("train"), dict) else {}
-    if (not section or not isinstance(budget, (int, float)) or isinstance(budget, bool)
-            or not 0 < budget < SHORT_BUDGET_S or "steps" in user_train):
+    if not section or budget is None or budget >= SHORT_BUDGET_S or "steps" in user_train:
         return {}
     sized = _open_keys(user, section)
     if sized.get("data.resolution") == "native":
