@@ -9,13 +9,15 @@ per-class diversity stand beside it).
 Recipes (each the command a user types, plus --time-budget S --seed K --out ...):
 - reference: the textbook DCGAN at native 28 px, widths 48, Adam 2e-4 / 0.5, batch 64, no EMA,
   no augmentation, no health controller (the plain loop, run through ganforge's trainer);
-- default: `ganforge train --dataset SET --time-budget S` and nothing else (below 120 s the
-  budget sizes the networks: 28 px, widths 32, Adam 4e-4; from 300 s on widths 48 with lazy R1;
-  README "Sized for the budget");
+- default: `ganforge train --dataset SET --time-budget S` and nothing else (a short budget
+  sizes the networks: 28 px, widths 32, Adam 4e-4; a long one trains widths 48 with lazy R1;
+  short and long in seconds of the Xeon the rules were measured on, below 100 s and from 250 s,
+  the budget scaled by the reference step's rate on this machine; README "Sized for the
+  budget");
 - conditional: `ganforge train --preset cgan-mnist --dataset SET --time-budget S` (since
   2026-12-03 the dcgan-mnist networks with lazy R1, mode seeking and a class head at 32 px; its
   cells before that are the 28-pixel DiffAugment recipe; since 2026-12-04 its own short_budget
-  section gives it the sized networks below 120 s, R1 kept);
+  section gives it the sized networks under a short budget, R1 kept);
 - r1: `ganforge train --preset dcgan-mnist --dataset SET --time-budget S` (the default's networks
   with lazy R1).
 

@@ -23,6 +23,15 @@ def cache(tmp_path, monkeypatch):
     return folder
 
 
+@pytest.fixture(autouse=True)
+def reference_machine(monkeypatch):
+    """`ganforge train --time-budget` times what the budget buys on this machine and scales the
+    budget rules by it; tests pin the rate to the reference machine's, so what a command chooses
+    does not depend on the machine the suite runs on (test_time_budget times it for real)."""
+    from ganforge.resolve import REFERENCE_STEP_RATE
+    monkeypatch.setattr("ganforge.bench.reference_step_rate", lambda config, **_: REFERENCE_STEP_RATE)
+
+
 @pytest.fixture
 def unlabelled_folder(tmp_path):
     """Twelve 16x16 gray noise images with no class sub-folders."""

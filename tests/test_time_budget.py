@@ -3,9 +3,12 @@ becomes BUDGET_STEPS unless a preset, config file, run directory, option or --se
 a decaying learning-rate schedule then needs an explicit train.steps."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
+from ganforge.bench import reference_step_rate as real_step_rate  # before the suite's fixture pins it
 from ganforge.cli import main
 from ganforge.config import dump_yaml
 from ganforge.errors import ConfigError
@@ -101,7 +104,7 @@ def test_a_short_budget_sizes_the_dcgan_and_trains_at_the_native_resolution():
                                        "data.resolution": 28}
     assert (config.model.args["g_width"], config.model.args["d_width"]) == (32, 32)
     assert (config.train.lr, config.data.resolution, config.train.steps) == (4e-4, 28, BUDGET_STEPS)
-    assert make_config(overrides={"train.time_budget": 119, "data.name": "mnist"}).sized_for_budget  # the bound
+    assert make_config(overrides={"train.time_budget": 99, "data.name": "mnist"}).sized_for_budget  # the bound
 
 
 def test_a_data_set_whose_native_size_the_model_cannot_make_keeps_its_resolution():
@@ -177,7 +180,7 @@ LONG = {"model.g_width": 48, "model.d_width": 48, "objective.r1_gamma": 1.0, "ob
 
 
 def test_a_long_budget_adds_lazy_r1_and_widths_48_to_the_dcgan():
-    assert SHORT_BUDGET_S < LONG_BUDGET_S == 300
+    assert SHORT_BUDGET_S == 100 and LONG_BUDGET_S == 250
     for budget in (300, 900):
         config = make_config(overrides={"train.time_budget": budget, "data.name": "fashion-mnist"})
         assert config.sized_for_budget == LONG
@@ -186,7 +189,7 @@ def test_a_long_budget_adds_lazy_r1_and_widths_48_to_the_dcgan():
         assert (config.data.resolution, config.train.lr) == (32, 2e-4)
     conditional = make_config(overrides={"train.time_budget": 300, "model.conditional": True})
     assert conditional.objective.args["r1_gamma"] == 1.0
-    for budget in (120, 299):
+    for budget in (100, 120, 249):
         config = make_config(overrides={"train.time_budget": budget, "data.name": "mnist"})
         assert config.sized_for_budget == {} and config.objective.args["r1_gamma"] == 0.0
 
@@ -235,7 +238,7 @@ def test_a_preset_with_a_short_budget_section_is_sized_by_it():
 
 
 @pytest.mark.parametrize("overrides, sized", [
-    ({"train.time_budget": 119}, CGAN_SHORT),                  # the bound
+    ({"train.time_budget": 99}, CGAN_SHORT),                   # the bound
     ({"train.time_budget": 120}, {}),                          # not short
     ({"train.time_budget": 300}, {}),                          # the preset has R1 already
     ({"train.time_budget": 60, "train.steps": 500}, {}),       # steps given: the budget is a guard
@@ -284,3 +287,77 @@ def test_cli_says_what_a_preset_short_budget_chose(capsys):
     assert main(["train", "--preset", "cgan-mnist", "--dataset", "fashion-mnist", "--time-budget", "60",
                  "--lr", "1e-4", "--dry-run"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["train"]["lr"] == 1e-4
+
+
+# The rules' seconds are the reference machine's: a timer of this machine's step rate scales the
+# budget, so a slower CPU counts 300 s as fewer and a GPU counts 60 s as more.
+
+def rate(steps_per_s):
+    """A step_rate timer that answers `steps_per_s` and records the configs it was asked for."""
+    def timer(config):
+        timer.asked.append(config)
+        return steps_per_s
+    timer.asked = []
+    return timer
+
+
+def test_a_timer_scales_the_budget_by_what_it_buys_here():
+    from ganforge.resolve import REFERENCE_STEP_RATE
+    overrides = {"train.time_budget": 300, "data.name": "fashion-mnist"}
+    slow = rate(REFERENCE_STEP_RATE / 2)  # 300 s here buy what 150 s buy there: no rule
+    config = make_config(overrides=overrides, step_rate=slow)
+    assert config.budget_scale == 0.5 and config.sized_for_budget == {}
+    assert config.model.args["g_width"] == 64 and config.objective.args["r1_gamma"] == 0.0
+    # Timed once, on the full-size networks the rules start from.
+    from ganforge.models import model_args
+    timed = slow.asked
+    assert len(timed) == 1 and model_args(timed[0].model).g_width == 64 and timed[0].data.resolution == 32
+    slower = make_config(overrides=overrides, step_rate=rate(REFERENCE_STEP_RATE / 4))  # 75 s: short
+    assert slower.sized_for_budget["model.g_width"] == 32 and slower.data.resolution == 28
+    fast = make_config(overrides={**overrides, "train.time_budget": 60}, step_rate=rate(REFERENCE_STEP_RATE * 5))
+    assert fast.sized_for_budget == LONG and fast.budget_scale == 5  # a GPU's minute is a long budget
+    assert make_config(overrides={**overrides, "train.time_budget": 60}).sized_for_budget["model.g_width"] == 32
+
+
+def test_a_timer_also_scales_a_presets_short_budget():
+    from ganforge.resolve import REFERENCE_STEP_RATE
+    overrides = {"train.time_budget": 60, "data.name": "fashion-mnist"}
+    assert make_config(preset="cgan-mnist", overrides=overrides,
+                       step_rate=rate(REFERENCE_STEP_RATE * 2)).sized_for_budget == {}
+    assert make_config(preset="cgan-mnist", overrides={**overrides, "train.time_budget": 180},
+                       step_rate=rate(REFERENCE_STEP_RATE / 2)).sized_for_budget == CGAN_SHORT
+
+
+@pytest.mark.parametrize("overrides, preset", [
+    ({"train.steps": 100}, None),            # steps given: the budget is a guard
+    ({}, "dcgan-digits"),                     # a preset without a short-budget section
+    ({"model.name": "vae"}, None),            # an architecture without rules
+    ({"train.time_budget": None}, None),      # no budget
+])
+def test_nothing_is_timed_where_no_rule_applies(overrides, preset):
+    timer = rate(1.0)
+    config = make_config(preset=preset, overrides={"train.time_budget": 60, **overrides}, step_rate=timer)
+    assert timer.asked == [] and config.budget_scale == 1.0
+
+
+def test_cli_says_what_the_budget_counts_as_here(monkeypatch, capsys):
+    from ganforge.resolve import REFERENCE_STEP_RATE
+    monkeypatch.setattr("ganforge.bench.reference_step_rate", lambda config: REFERENCE_STEP_RATE / 2)
+    assert main(["train", "--dataset", "mnist", "--time-budget", "300", "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "the machine the rules were measured on: it counts as 150 s" in captured.err
+    assert "no change to the recipe" in captured.err and yaml.safe_load(captured.out)["model"]["g_width"] == 64
+    # Under torchrun every process would time its own rate: the reference's seconds are used.
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    from ganforge.cli.train import _step_rate
+    assert _step_rate() is None
+
+
+def test_the_step_rate_is_timed_on_this_machine():
+    """The real timer (the suite's fixture pins the CLI's): a positive rate, without reading the
+    config's data or writing its run directory."""
+    config = make_config(overrides={"data.name": "fashion-mnist", "data.data_dir": "/nonexistent",
+                                    "data.resolution": 16, "model.g_width": 8, "model.d_width": 8,
+                                    "train.batch_size": 8, "train.time_budget": 60, "out": "/nonexistent/run"})
+    assert real_step_rate(config, blocks=2, steps=1, warmup=1) > 0
+    assert not Path("/nonexistent").exists()

@@ -157,6 +157,31 @@ def benchmark(model: str = "dcgan", resolution: int = 32, channels: int = 1, bat
     return result
 
 
+def reference_step_rate(config, blocks: int = 3, steps: int = 4, warmup: int = 3) -> float:
+    """Training steps per second of the time-budget rules' reference step on this machine: the
+    default DCGAN (32 px, one channel, widths 64, batch 64, its default objective) on the bundled
+    digits, on `config`'s device, precision and memory layout (never compiled: compiling would
+    take longer than the timing). Against resolve.REFERENCE_STEP_RATE it says how many of the
+    rules' seconds a second here is worth; resolve.make_config's `step_rate`. `warmup` untimed
+    steps first (kernel selection), then the fastest of `blocks` blocks of `steps` steps (a
+    moment of load from another process slows one block, not the answer)."""
+    from .resolve import make_config
+    from .training import Trainer
+
+    train = config.train
+    with tempfile.TemporaryDirectory(prefix="ganforge-rate-") as tmp:
+        trainer = Trainer(make_config(overrides={
+            "data.name": "digits", "data.resolution": 32, "data.channels": 1, "model.name": "dcgan",
+            "train.batch_size": 64, "train.steps": warmup + blocks * steps, "train.device": train.device,
+            "train.precision": train.precision, "train.channels_last": train.channels_last,
+            "train.compile": "no", "log.progress": False, "log.tensorboard": "no",
+            "out": str(Path(tmp) / "run")}))
+        _ganforge_block(trainer, warmup)
+        fastest = min(_ganforge_block(trainer, steps) for _ in range(blocks))
+        del trainer
+    return steps / fastest
+
+
 def format_bench(result: dict) -> str:
     """A readable table of a `benchmark` result."""
     r = result

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from . import config as cfg
 from . import rundir
@@ -22,19 +22,28 @@ from .tasks import task_defaults
 
 # train.steps when a time budget is the limit: more steps than any budget reaches.
 BUDGET_STEPS = 10**12
-# A time budget shorter than this, as the limit, trains networks sized for it (see
-# _sized_for_budget; README "Sized for the budget"): better on every count at 60 s; from 120 s
-# on they trade precision for recall, so the full-size networks keep those budgets (with the
-# architecture's `long_budget` settings from LONG_BUDGET_S on).
-SHORT_BUDGET_S = 120.0
-# A time budget of at least this, as the limit, adds the architecture's `long_budget` settings:
-# the DCGAN's lazy R1 cost recall and FID at 120 s and bought FID, precision and coverage at 300 s.
-LONG_BUDGET_S = 300.0
+# The budget rules, in seconds of the machine they were measured on (the project's 2-core Intel
+# Xeon with AMX; README "Sized for the budget"). Measured at 60, 120 and 300 s there; each bound
+# lies below the budget it was measured at, so the timing's spread (about a tenth) cannot move
+# the measured budgets across it.
+# Shorter than this, as the limit: networks sized for it (_sized_for_budget): better on every
+# count at 60 s; at 120 s they trade precision for recall, so the full-size networks keep it.
+SHORT_BUDGET_S = 100.0
+# At least this, as the limit: the architecture's `long_budget` settings. The DCGAN's lazy R1
+# cost recall and FID at 120 s and bought FID, precision and coverage at 300 s.
+LONG_BUDGET_S = 250.0
+# The reference step (the default DCGAN: 32 px, one channel, widths 64, batch 64, bf16) ran at
+# about this many steps per second on that machine as `bench.reference_step_rate` times it
+# (estimated: 4,792 steps in a 300 s full-size run there; 2,725 here on an AMD EPYC, whose timer
+# read 11.3, so the timer reads about 1.25x a run's own rate). Given the timer, make_config
+# counts a budget as budget x (rate here / this rate) of those seconds: what a budget buys is
+# steps, and another CPU or a GPU makes a different number of them in a second.
+REFERENCE_STEP_RATE = 20.0
 
 
 def make_config(config: Config | dict | str | Path | None = None, *, preset: str | None = None,
                 resume: str | Path | None = None, overrides: Iterable[str] | dict = (),
-                base: dict | None = None) -> Config:
+                base: dict | None = None, step_rate: Callable[[Config], float] | None = None) -> Config:
     """Resolve a config from layers: defaults < the model's defaults < `base` (a command's own
     defaults) < `preset` or the run dir (resume) < `config` < `overrides`.
 
@@ -54,11 +63,20 @@ def make_config(config: Config | dict | str | Path | None = None, *, preset: str
     native` is the data set's native size). What changed is in `config.sized_for_budget` (a
     flat dict, empty if nothing; not saved: the run's config.yaml holds the values themselves).
 
+    The rules' seconds are the reference machine's (REFERENCE_STEP_RATE). With `step_rate` (a
+    function timing the rules' reference step on this machine with a config's device and
+    precision, as `bench.reference_step_rate` does) the budget counts as the reference
+    machine's seconds that make as many steps; `config.budget_scale` holds the factor (1.0
+    without a timer or where no rule applies; not saved either).
+
     Args:
         config: a Config, a nested dict, or a YAML file path.
         preset: a named preset (`ganforge presets` lists them), e.g. "sngan-cifar10".
         resume: a run directory whose config.yaml is the base.
         overrides: `["train.steps=100", ...]` or `{"train.steps": 100}`.
+        step_rate: the reference step's rate on this machine for a config (its device and
+            precision); called once, with the config before the budget's sizing, and only where
+            a budget rule applies.
     """
     raw: dict = dict(base or {})
     preset_short: dict = {}
@@ -94,10 +112,14 @@ def make_config(config: Config | dict | str | Path | None = None, *, preset: str
     task = task_defaults(raw)
     steps_given = "steps" in user_train or "steps" in task.get("train", {})  # a task is a recipe
     raw = cfg.merge(task, raw)
+    scale = 1.0
+    if step_rate is not None and _rules_apply(raw, user, steps_given, preset, preset_short):
+        full_size = cfg.from_dict(_objective_train_defaults(_model_defaults(_default_objective(raw))))
+        scale = step_rate(full_size) / REFERENCE_STEP_RATE
     if preset is None:
-        sized = {} if steps_given else _sized_for_budget(raw)
+        sized = {} if steps_given else _sized_for_budget(raw, scale)
     else:  # a preset is a recipe: only its own short-budget section sizes it
-        sized = _preset_short_budget(raw, user, preset_short)
+        sized = _preset_short_budget(raw, user, preset_short, scale)
     for key, value in sized.items():
         raw = cfg.set_key(raw, key, value)
     raw = _objective_train_defaults(_model_defaults(_default_objective(raw)))
@@ -106,6 +128,7 @@ def make_config(config: Config | dict | str | Path | None = None, *, preset: str
         _budget_is_the_limit(resolved, "lr_schedule" in user_train)
     check_config(resolved)
     resolved.sized_for_budget = sized
+    resolved.budget_scale = scale
     # Write every option out, so a run keeps its settings even if defaults change later.
     resolved.model.args = dataclasses.asdict(model_args(resolved.model))
     resolved.objective.args = dataclasses.asdict(objective_args(resolved.objective))
@@ -130,7 +153,26 @@ def _budget_is_the_limit(config: Config, schedule_given: bool) -> None:
     train.steps = BUDGET_STEPS
 
 
-def _sized_for_budget(raw: dict) -> dict:
+def _rules_apply(raw: dict, user: dict, steps_given: bool, preset: str | None, preset_short: dict) -> bool:
+    """Whether a budget rule could change `raw`: a time budget as the limit, and an
+    architecture with rules (no preset) or a preset with a short-budget section (whose own
+    steps stay a guard; only the user's steps make the budget one)."""
+    if _time_budget(raw) is None:
+        return False
+    if preset is not None:
+        user_train = user.get("train") if isinstance(user.get("train"), dict) else {}
+        return bool(preset_short) and "steps" not in user_train
+    if steps_given:
+        return False
+    model = raw.get("model", {}) if isinstance(raw.get("model"), dict) else {}
+    name = model.get("name", cfg.ModelConfig().name)
+    if name not in MODELS:
+        return False
+    arch = MODELS.get(name)
+    return bool(arch.short_budget or arch.long_budget)
+
+
+def _sized_for_budget(raw: dict, scale: float = 1.0) -> dict:
     """The keys a time budget (as the limit) sets, as {"model.g_width": 32, ...}, each only
     where no layer (preset, config file, options, --set) gives the key.
 
@@ -140,10 +182,12 @@ def _sized_for_budget(raw: dict) -> dict:
     networks make a quarter of the steps the sized ones make and score worse.
     From LONG_BUDGET_S on: the architecture's `long_budget` settings (the DCGAN's lazy R1,
     which at 300 s bought FID, precision and coverage and at 120 s cost recall; README, "Sized
-    for the budget"), objective keys only while the family's objective and that loss train it."""
+    for the budget"), objective keys only while the family's objective and that loss train it.
+    The budget counts as budget x `scale` seconds of the reference machine."""
     budget = _time_budget(raw)
     if budget is None:
         return {}
+    budget *= scale
     model = raw.get("model", {}) if isinstance(raw.get("model"), dict) else {}
     name = model.get("name", cfg.ModelConfig().name)
     if name not in MODELS:
@@ -179,13 +223,13 @@ def _native_resolution(raw: dict, arch) -> int | None:
     return native
 
 
-def _preset_short_budget(raw: dict, user: dict, section: dict) -> dict:
+def _preset_short_budget(raw: dict, user: dict, section: dict, scale: float = 1.0) -> dict:
     """A preset's `short_budget` keys that `user` (config and overrides) leaves open, when the
     time budget is below SHORT_BUDGET_S and the user gave no train.steps (the preset's own
     steps then stay as a guard the budget reaches first)."""
     budget = _time_budget(raw)
     user_train = user.get("train") if isinstance(user.get("train"), dict) else {}
-    if not section or budget is None or budget >= SHORT_BUDGET_S or "steps" in user_train:
+    if not section or budget is None or budget * scale >= SHORT_BUDGET_S or "steps" in user_train:
         return {}
     sized = _open_keys(user, section)
     if sized.get("data.resolution") == "native":

@@ -31,8 +31,10 @@ OPTIONS = {
                                   "--time-budget and no --steps: until the budget is spent"),
     "time_budget": ("train.time_budget", float, "seconds; stop cleanly when spent. Without --steps "
                                                 "(nor train.steps in the preset, config file or task) "
-                                                "the budget is the limit; a decaying "
-                                                "train.lr_schedule of yours then needs --steps"),
+                                                "the budget is the limit and picks a recipe for "
+                                                "what it buys on this machine (README: Sized for "
+                                                "the budget); a decaying train.lr_schedule of "
+                                                "yours then needs --steps"),
     "lr": ("train.lr", float, "Adam learning rate of every network"),
     "lr_g": ("train.lr_g", float, "G's learning rate (default: --lr)"),
     "lr_d": ("train.lr_d", float, "D's learning rate (default: --lr)"),
@@ -156,14 +158,37 @@ def resolve(args: argparse.Namespace, defaults: dict):
         overrides["log.progress"] = False
     overrides.update(parse_override(text) for text in args.set)
     config = make_config(load_yaml(args.config) if args.config else None, preset=args.preset or None,
-                         base=base, resume=args.resume, overrides=overrides)
+                         base=base, resume=args.resume, overrides=overrides, step_rate=_step_rate())
     _check_out(config.out)
-    if config.sized_for_budget:
-        chosen = ", ".join(f"{key}={value:g}" for key, value in config.sized_for_budget.items())
-        what = "is short: networks sized for it" if config.train.time_budget < SHORT_BUDGET_S else "recipe"
-        print(f"--time-budget {config.train.time_budget:g} s {what} ({chosen}); give a key to choose it "
-              f"yourself", file=sys.stderr)
+    if config.sized_for_budget or config.budget_scale != 1.0:
+        print(_budget_note(config, SHORT_BUDGET_S), file=sys.stderr)
     return config
+
+
+def _step_rate():
+    """The timer of what a second buys on this machine (bench.reference_step_rate), or None
+    under torchrun: each process would time its own rate and might pick another recipe."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return None
+    from ..bench import reference_step_rate
+    return reference_step_rate
+
+
+def _budget_note(config, short_s: float) -> str:
+    """One stderr line: what the budget counts as here, and what it chose."""
+    from ..resolve import REFERENCE_STEP_RATE
+
+    budget, scale = config.train.time_budget, config.budget_scale
+    here = "" if scale == 1.0 else (
+        f" (the reference DCGAN step runs at {scale * REFERENCE_STEP_RATE:.3g} steps/s here against "
+        f"{REFERENCE_STEP_RATE:g} on the machine the rules were measured on: it counts as {budget * scale:.0f} s)")
+    if not config.sized_for_budget:
+        return f"--time-budget {budget:g} s{here}: no change to the recipe"
+    chosen = ", ".join(f"{key}={value:g}" for key, value in config.sized_for_budget.items())
+    what = "is short: networks sized for it" if budget * scale < short_s else "recipe"
+    return f"--time-budget {budget:g} s{here} {what} ({chosen}); give a key to choose it yourself"
 
 
 def _check_out(out: str | None) -> None:
