@@ -78,7 +78,7 @@ def test_cells_of_different_machines_are_never_averaged(bench):
 
 @pytest.mark.parametrize("budget", ["60", "300", "900"])
 def test_the_reference_recipe_stays_the_plain_loop_at_every_budget(bench, budget, capsys):
-    # --time-budget sizes short budgets and adds lazy R1 from 300 s on; the reference takes neither.
+    # --time-budget sizes short budgets and adds lazy R1 to long ones; the reference takes neither.
     import yaml
     from ganforge.cli import main
     assert main(["train", *bench.RECIPES["reference"], "--dataset", "fashion-mnist", "--time-budget", budget,
