@@ -164,12 +164,16 @@ def _rules_apply(raw: dict, user: dict, steps_given: bool, preset: str | None, p
         return bool(preset_short) and "steps" not in user_train
     if steps_given:
         return False
+    arch = _architecture(raw)
+    return arch is not None and bool(arch.short_budget or arch.long_budget)
+
+
+def _architecture(raw: dict):
+    """The registered architecture `raw`'s model section names (the default model where it
+    names none), or None for a name the registry does not know (from_dict reports it)."""
     model = raw.get("model", {}) if isinstance(raw.get("model"), dict) else {}
     name = model.get("name", cfg.ModelConfig().name)
-    if name not in MODELS:
-        return False
-    arch = MODELS.get(name)
-    return bool(arch.short_budget or arch.long_budget)
+    return MODELS.get(name) if name in MODELS else None
 
 
 def _sized_for_budget(raw: dict, scale: float = 1.0) -> dict:
@@ -188,11 +192,9 @@ def _sized_for_budget(raw: dict, scale: float = 1.0) -> dict:
     if budget is None:
         return {}
     budget *= scale
-    model = raw.get("model", {}) if isinstance(raw.get("model"), dict) else {}
-    name = model.get("name", cfg.ModelConfig().name)
-    if name not in MODELS:
+    arch = _architecture(raw)
+    if arch is None:
         return {}
-    arch = MODELS.get(name)
     if budget >= LONG_BUDGET_S:
         return _long_budget(raw, arch)
     if budget >= SHORT_BUDGET_S or not arch.short_budget:
@@ -233,9 +235,8 @@ def _preset_short_budget(raw: dict, user: dict, section: dict, scale: float = 1.
         return {}
     sized = _open_keys(user, section)
     if sized.get("data.resolution") == "native":
-        model = raw.get("model", {}) if isinstance(raw.get("model"), dict) else {}
-        name = model.get("name", cfg.ModelConfig().name)
-        native = _native_resolution(raw, MODELS.get(name)) if name in MODELS else None
+        arch = _architecture(raw)
+        native = _native_resolution(raw, arch) if arch is not None else None
         if native is None:
             del sized["data.resolution"]
         else:
