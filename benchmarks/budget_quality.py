@@ -28,6 +28,13 @@ table resumes (a cell cut short is trained again from the start, never resumed: 
 cell would get a fresh budget on top of the time it had). The Markdown table (mean and spread over seeds) goes to stdout and
 OUT/budget_quality.md.
 
+Every recipe of a set is also scored in one feature space, that of `--space` pixels (32, the
+resolution the default trains at from 100 s on): a cell trained at another resolution (the
+reference's 28 px, the sized default's) is scored again with `ganforge evaluate --resolution
+32` (its samples resized like the real images; stored under "space" in its line, and added to
+a cell read back whose run is still there), a row of its own beside its own-space one. FIDs of
+two spaces do not compare, and precision and recall move too.
+
 `--truncation PSI,...` also scores each cell's run with the truncation trick (`ganforge
 evaluate --truncation PSI`; the same trained run, stored in the cell's line under
 "truncated" and added to a cell read back when missing), each PSI a row of its own beside the
@@ -46,6 +53,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from ganforge import atomic
 from ganforge.bench import machine_facts
@@ -75,14 +83,38 @@ def parse_args() -> argparse.Namespace:
                                                            "values, comma-separated (e.g. 0.8,0.6)")
     parser.add_argument("--keep-best", default="", help="also score each cell keeping the best share of "
                                                           "candidates by its discriminator, e.g. 0.8")
+    parser.add_argument("--space", type=int, default=32, help="also score cells trained at another "
+                        "resolution in this resolution's feature space (0: only their own)")
     parser.add_argument("--out", default="runs/budget-quality")
     return parser.parse_args()
+
+
+def cell_dir(args, row: dict) -> Path:
+    """Where a cell's run is (or was) kept."""
+    return Path(args.out) / f"{row['set']}-{row['budget']}s-{row['recipe']}-seed{row['seed']}"
+
+
+def run_resolution(run: Path) -> int:
+    """The resolution a cell's run trained at (its config.yaml)."""
+    return int(yaml.safe_load((run / "config.yaml").read_text())["data"]["resolution"])
+
+
+def space_scores(args, row: dict) -> bool:
+    """Score a cell trained at another resolution than `args.space` in that resolution's
+    feature space too (`evaluate_run(..., resolution=)`), once, if its run is still there;
+    whether anything was added."""
+    out = cell_dir(args, row)
+    if not args.space or "space" in row or not out.is_dir() or run_resolution(out) == args.space:
+        return False
+    report = evaluate_run(out, n=args.samples, quiet=True, resolution=args.space)
+    row["space"] = {"resolution": args.space, "model": report["model"], "floor": report["floor"]}
+    return True
 
 
 def truncated_scores(args, row: dict) -> bool:
     """Add the scores of each asked truncation psi (and keep-best share) that the cell's line
     lacks (its run must still be there); whether anything was added."""
-    out = Path(args.out) / f"{row['set']}-{row['budget']}s-{row['recipe']}-seed{row['seed']}"
+    out = cell_dir(args, row)
     asked = [(f"{float(v):g}", {"truncation": float(v)}) for v in args.truncation.split(",") if v] + \
         [(f"keep-best {float(v):g}", {"keep_best": float(v)}) for v in getattr(args, "keep_best", "").split(",") if v]
     added = False
@@ -103,7 +135,7 @@ def variant_label(recipe: str, key: str | None) -> str:
 
 def cell(args, data_set: str, budget: int, recipe: str, seed: int) -> dict:
     """Train and score one cell (or read it from results.jsonl)."""
-    out = Path(args.out) / f"{data_set}-{budget}s-{recipe}-seed{seed}"
+    out = cell_dir(args, {"set": data_set, "budget": budget, "recipe": recipe, "seed": seed})
     command = ["train", *RECIPES[recipe], "--dataset", data_set, "--data-dir", args.data_dir,
                "--time-budget", str(budget), "--seed", str(seed), "--out", str(out), "--quiet"]
     if out.exists():
@@ -160,15 +192,20 @@ def table(results: list[dict]) -> str:
             own = f"{rows[0]['floor']['fid']:.3g} / {rows[0]['floor']['recall']:.3g}"
             psis = sorted({psi for r in rows for psi in r.get("truncated", {})},
                           key=lambda k: (k.startswith("keep-best"), -float(k.split()[-1])))
-            for psi in [None, *psis]:
-                scored = [r["model"] if psi is None else r["truncated"][psi] for r in rows
-                          if psi is None or psi in r.get("truncated", {})]
+            spaced = [r["space"] for r in rows if "space" in r]
+            for psi in [None, *psis] + (["space"] if spaced else []):
+                if psi == "space":
+                    scored, label = [s["model"] for s in spaced], f"{recipe}, in the {spaced[0]['resolution']}-px space"
+                    floor_shown = f"{spaced[0]['floor']['fid']:.3g} / {spaced[0]['floor']['recall']:.3g}"
+                else:
+                    scored = [r["model"] if psi is None else r["truncated"][psi] for r in rows
+                              if psi is None or psi in r.get("truncated", {})]
+                    label, floor_shown = variant_label(recipe, psi), own
                 cells = [summary([m[c] for m in scored if m.get(c) is not None]) for c in COLUMNS]
                 warned = sum(bool(r["warnings"]) for r in rows) if psi is None else None
-                label = variant_label(recipe, psi) + tags[where]
-                lines.append(f"| {name} | {budget} s | {label} | {len(scored)} | "
+                lines.append(f"| {name} | {budget} s | {label}{tags[where]} | {len(scored)} | "
                              f"{summary([r['steps'] for r in rows])} | " + " | ".join(cells) +
-                             f" | {own} | {'' if warned is None else f'{warned}/{len(rows)}'} |")
+                             f" | {floor_shown} | {'' if warned is None else f'{warned}/{len(rows)}'} |")
     names = [name or "a machine not recorded" for name in machines]
     if len(names) == 1:
         lines += ["", f"Measured on {names[0]}."]
@@ -192,6 +229,7 @@ def main() -> None:
                         continue
                     row = cell(args, data_set, budget, recipe, seed)
                     truncated_scores(args, row)
+                    space_scores(args, row)
                     with open(store, "a") as handle:
                         handle.write(json.dumps(row) + "\n")
                     done.append(row)
@@ -199,7 +237,9 @@ def main() -> None:
                                      {c: row["model"].get(c) for c in COLUMNS}), flush=True)
     wanted = [r for r in done if r["set"] in args.sets.split(",") and str(r["budget"]) in args.budgets.split(",")
               and r["recipe"] in args.recipes.split(",") and str(r["seed"]) in args.seeds.split(",")]
-    if (args.truncation or args.keep_best) and any([truncated_scores(args, r) for r in wanted]):
+    added = [truncated_scores(args, r) for r in wanted] if args.truncation or args.keep_best else []
+    added += [space_scores(args, r) for r in wanted]
+    if any(added):
         atomic.write_text(store, "".join(json.dumps(r) + "\n" for r in done))
     text = table(wanted)
     (out / "budget_quality.md").write_text(text + "\n")

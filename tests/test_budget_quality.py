@@ -64,6 +64,29 @@ def test_keep_best_shares_are_rows_of_their_own(bench, tmp_path, monkeypatch):
     assert labels == ["default", "default, truncation 0.8", "default, keep best 0.8"]
 
 
+def test_cells_at_another_resolution_are_scored_in_the_common_space_once(bench, tmp_path, monkeypatch):
+    for seed, resolution in ((0, 28), (1, 32)):
+        (tmp_path / f"mnist-60s-default-seed{seed}").mkdir()
+        (tmp_path / f"mnist-60s-default-seed{seed}" / "config.yaml").write_text(f"data:\n  resolution: {resolution}\n")
+    asked = []
+    monkeypatch.setattr(bench, "evaluate_run", lambda run, n, quiet, resolution: asked.append(
+        (Path(run).name, resolution)) or {"model": {"fid": 4.0, "precision": 0.85, "recall": 0.75},
+                                          "floor": {"fid": 0.2, "recall": 0.91}})
+    args = argparse.Namespace(out=str(tmp_path), samples=None, space=32)
+    at28, at32, gone = line(0, 0.8, 0.7), line(1, 0.8, 0.7), line(2, 0.8, 0.7)
+    assert bench.space_scores(args, at28) and asked == [("mnist-60s-default-seed0", 32)]
+    assert at28["space"]["resolution"] == 32 and at28["space"]["model"]["recall"] == 0.75
+    assert not bench.space_scores(args, at28) and len(asked) == 1        # kept, not measured again
+    assert not bench.space_scores(args, at32) and not bench.space_scores(args, gone) and len(asked) == 1
+    assert not bench.space_scores(argparse.Namespace(out=str(tmp_path), samples=None, space=0), line(0, 0.8, 0.7))
+    text = bench.table([at28]).splitlines()
+    header = [c.strip() for c in text[0].strip("|").split("|")]
+    own = [c.strip() for c in next(t for t in text if "| default |" in t).strip("|").split("|")]
+    space = [c.strip() for c in next(t for t in text if "| default, in the 32-px space |" in t).strip("|").split("|")]
+    assert own[header.index("recall")] == "0.7" and space[header.index("recall")] == "0.75"
+    assert space[header.index("floor fid / recall")] == "0.2 / 0.91" and own[header.index("floor fid / recall")] == "0.1 / 0.9"
+
+
 def test_cells_of_different_machines_are_never_averaged(bench):
     fast, slow = line(0, 0.80, 0.70), line(1, 0.90, 0.60)
     fast["machine"], slow["machine"] = "Xeon, 2 CPUs", "EPYC, 2 CPUs"

@@ -19,10 +19,11 @@ from ganforge import checkpoint
 from ganforge.cli import main
 from ganforge.config import DataConfig
 from ganforge.data import load_dataset
-from ganforge.data.imageset import to_float
+from ganforge.data.imageset import conform, to_float
 from ganforge.errors import DataError
 from ganforge.evaluate import ClassifierFeatures, Evaluator, build_extractor, evaluate_run, feature_classifier
 from ganforge.training import trainer as trainer_module
+from helpers import error_line
 from test_collapse import PerClass
 
 QUIET = {"log.progress": False, "log.tensorboard": "no"}
@@ -184,6 +185,44 @@ def test_cli_errors_exit_2(gan_run, tmp_path, capsys):
     assert "-n 1" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "nowhere"), "--classifier", str(tmp_path)]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+# Scoring in another resolution's feature space (`--resolution`).
+def test_another_resolution_scores_the_resized_samples_in_that_space(gan_run, tmp_path, cache, monkeypatch, capsys):
+    """A 16-pixel run scored in the 8-pixel space: its samples resized the way real images are
+    (`conform`), the 8-pixel classifier, real images and floor, written beside eval.json."""
+    monkeypatch.setattr(ganforge.objectives.classifier, "CLASSIFY_DEFAULTS", dict(TINY_CLASSIFIER_DEFAULTS))
+    run = copy_run(gan_run, tmp_path)
+    (run / "eval.json").unlink(missing_ok=True)
+    report = evaluate_run(run, quiet=True, resolution=8)
+    assert not (run / "eval.json").exists()
+    assert json.loads((run / "eval-8px.json").read_text())["model"] == report["model"]
+    assert "drawn at 16 px, resized to 8 px" in report["setup"]["resolution"]
+    assert "digits-8px-1ch-" in report["setup"]["extractor"]
+    # The same numbers as the 8-pixel space's own evaluator gives the resized samples.
+    digits8 = DataConfig(name="digits", resolution=8)
+    space = Evaluator(digits8, build_extractor(digits8, quiet=True))
+    own = Evaluator(DIGITS16, build_extractor(DIGITS16, quiet=True))
+    images, _ = own.sample(ganforge.load(run).net)
+    assert images.shape[-1] == 16
+    expected = space.score_samples(conform(images, 8, 1))
+    assert report["model"]["fid"] == pytest.approx(expected["fid"]) and report["floor"] == space.floor
+    # The run's own resolution is the plain evaluation; the CLI says which space it scored in.
+    assert main(["evaluate", str(run), "--resolution", "16", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "space:" not in out and f"wrote {run}/eval.json" in out
+    assert main(["evaluate", str(run), "--resolution", "8", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "space: samples drawn at 16 px, resized to 8 px" in out and f"wrote {run}/eval-8px.json" in out
+
+
+def test_another_resolution_errors_exit_2(gan_run, classifier, tmp_path, capsys):
+    run = copy_run(gan_run, tmp_path)
+    assert main(["evaluate", str(run), "--resolution", "2"]) == 2
+    assert "resolution 2: a feature space needs at least 4 pixels" in error_line(capsys, "evaluate")
+    assert main(["evaluate", str(run), "--resolution", "8", "--classifier", str(classifier)]) == 2
+    assert "give one or the other" in error_line(capsys, "evaluate")
+    assert not list(run.glob("eval-*.json"))
 
 
 # The Evaluator on its own.

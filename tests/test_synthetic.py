@@ -28,7 +28,8 @@ from ganforge.config import Config, DataConfig, ModelConfig
 from ganforge.data import load_dataset
 from ganforge.data.imageset import to_float
 from ganforge.errors import ConfigError
-from ganforge.evaluate import CAS_KEY, classification_accuracy_score, evaluate_run, format_table, load_splits
+from ganforge.evaluate import (CAS_KEY, classification_accuracy_score, evaluate_run, feature_classifier,
+                               format_table, load_splits)
 from ganforge.models import DataShape, MODELS, build_models
 from ganforge.models.registry import Architecture
 from ganforge.objectives import Batch, build_objective
@@ -411,6 +412,24 @@ def test_evaluate_with_truncation_scores_and_trains_cas_on_truncated_samples(toy
     assert "truncation=1.5: must be in [0, 1]" in error_line(capsys, "evaluate")
     assert main(["evaluate", str(denoiser), "--truncation", "0.7"]) == 2
     assert "--truncation is for generators" in error_line(capsys, "evaluate")
+
+
+def test_cas_stays_in_the_runs_own_space(toy, monkeypatch, cache):
+    """CAS trains a classifier on the samples as drawn, so it is tested on the run's own
+    held-out images with the run's own classifier recipe, whatever space the rest is scored in."""
+    import ganforge.evaluate as evaluate_module
+    import ganforge.objectives.classifier as classifier_module
+
+    monkeypatch.setattr(classifier_module, "CLASSIFY_DEFAULTS", {"model.name": "cnn", "train.steps": 20,
+                                                                 "model.width": 8, "model.hidden": 32})
+    asked = []
+    monkeypatch.setattr(evaluate_module, "classification_accuracy_score",
+                        lambda run, name, data, heldout, recipe, *rest, **kw: asked.append(
+                            (data.resolution, heldout.images.shape[-1], Path(recipe).name)) or None)
+    report = evaluate_run(toy, n=50, quiet=True, resolution=8)
+    assert asked == [(16, 16, feature_classifier(DIGITS16, quiet=True).name)]
+    assert "digits-8px-1ch-" in report["setup"]["extractor"]     # the rest: the 8-pixel space
+    assert "(CAS in the run's own space)" in format_table(report)
 
 
 # --------------------------------------------------------------------------- benchmarks/augment_table.py

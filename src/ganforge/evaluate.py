@@ -33,7 +33,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ import torch
 from . import atomic, checkpoint, metrics, rundir
 from .config import DataConfig
 from .data import ImageSet, load_dataset
+from .data.imageset import conform
 from .data.sources import parse_name
 from .errors import ConfigError, DataError
 from .imageio import grid, save_png, to_hwc
@@ -636,7 +637,7 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
                  classifier: str | Path | None = None, inception_weights: str | Path | None = None,
                  device: str = "cpu", quiet: bool = False, memorization: bool = False,
                  cas: bool = True, progress=None, truncation: float | None = None,
-                 keep_best: float | None = None) -> dict:
+                 keep_best: float | None = None, resolution: int | None = None) -> dict:
     """Evaluate a run's generator and write RUN/eval.json (`eval_file_name`).
 
     Args:
@@ -657,6 +658,12 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
         keep_best: GANs: score the best share of n / keep_best candidates by the run's
             discriminator (and CAS trains on such samples), `models.rejection`; recorded in
             the setup and written to RUN/eval-keep-best-SHARE.json (`eval_file_name`).
+        resolution: score in the feature space of this resolution instead of the run's own:
+            the samples are resized the way the data pipeline resizes real images
+            (`conform`), and the real images, floor and feature classifier are those of this
+            resolution, so runs trained at different sizes (a 28-pixel and a 32-pixel recipe)
+            compare in one space; FIDs of two spaces do not. CAS stays in the run's own space
+            (its classifier trains on the samples as drawn). Written to RUN/eval-RESpx.json.
 
     Example:
         >>> report = evaluate_run("runs/demo")
@@ -671,10 +678,12 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
         raise ConfigError(f"run {str(run_dir)!r} is an editing run (task {model.task!r}); "
                           f"score it with ganforge.evaluate_edit.evaluate_editing")
     data = model.config.data
-    extractor = build_extractor(data, classifier, inception_weights, device, quiet)
-    evaluator = Evaluator(data, extractor, n, seed)
+    space = scoring_space(data, resolution, classifier)
+    extractor = build_extractor(space, classifier, inception_weights, device, quiet)
+    evaluator = Evaluator(space, extractor, n, seed)
     critic = model.critic() if keep_best is not None else None
     images, labels = evaluator.sample(model.net, progress, truncation, critic, keep_best)
+    images = conform(images, space.resolution, space.channels)
     scores = evaluator.score_samples(images, labels, getattr(model.net, "num_classes", 0))
     floor = dict(evaluator.floor)
     report = {"model": scores, "floor": floor,
@@ -685,9 +694,14 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
         report["setup"]["truncation"] = truncation
     if keep_best is not None:
         report["setup"]["keep_best"] = keep_best
+    if space is not data:
+        report["setup"]["resolution"] = (f"samples drawn at {data.resolution} px, resized to "
+                                         f"{space.resolution} px like the real images and scored in "
+                                         f"the {space.resolution}-pixel feature space")
     if cas and labels is not None:
-        recipe = getattr(extractor, "run_dir", None) or feature_classifier(data, quiet)
-        result = classification_accuracy_score(run_dir, checkpoint, data, evaluator.heldout, recipe,
+        recipe = (getattr(extractor, "run_dir", None) if space is data else None) or feature_classifier(data, quiet)
+        heldout = evaluator.heldout if space is data else load_splits(data).heldout
+        result = classification_accuracy_score(run_dir, checkpoint, data, heldout, recipe,
                                                seed, device, quiet, truncation, keep_best=keep_best)
         if result is None:
             report["setup"][CAS_KEY] = (f"not measured: the classifier {recipe} knows other classes "
@@ -702,16 +716,32 @@ def evaluate_run(run_dir: str | Path, n: int | None = None, seed: int = 0, check
                                    "with another sample size than the model")
     if memorization:
         report["memorization"] = evaluator.memorization(images, Path(run_dir) / MEMORIZATION_GRID)
-    atomic.write_json(Path(run_dir) / eval_file_name(truncation, keep_best), report)
+    atomic.write_json(Path(run_dir) / eval_file_name(truncation, keep_best, space.resolution
+                                                      if space is not data else None), report)
     return report
 
 
-def eval_file_name(truncation: float | None = None, keep_best: float | None = None) -> str:
-    """eval.json, or eval-truncation-PSI.json / eval-keep-best-SHARE.json (both parts when
-    both are given) for samples drawn another way, so that one never replaces the run's plain
-    evaluation (which the report and the studio show)."""
+def scoring_space(data: DataConfig, resolution: int | None, classifier: str | Path | None = None) -> DataConfig:
+    """The data set as scored: `data` itself, or a copy at another `resolution` (its own
+    feature classifier, real images and floor) where one is asked for."""
+    if resolution is None or resolution == data.resolution:
+        return data
+    if resolution < 4:
+        raise ConfigError(f"resolution {resolution}: a feature space needs at least 4 pixels")
+    if classifier is not None:
+        raise ConfigError(f"resolution {resolution} with classifier {str(classifier)!r}: a given "
+                          f"classifier scores in the space it was trained in; give one or the other")
+    return replace(data, resolution=resolution)
+
+
+def eval_file_name(truncation: float | None = None, keep_best: float | None = None,
+                   resolution: int | None = None) -> str:
+    """eval.json, or eval-truncation-PSI.json / eval-keep-best-SHARE.json / eval-RESpx.json
+    (the parts joined when several are given) for samples drawn or scored another way, so that
+    one never replaces the run's plain evaluation (which the report and the studio show)."""
     parts = ([f"truncation-{truncation:g}"] if truncation is not None else []) + \
-        ([f"keep-best-{keep_best:g}"] if keep_best is not None else [])
+        ([f"keep-best-{keep_best:g}"] if keep_best is not None else []) + \
+        ([f"{resolution}px"] if resolution is not None else [])
     return "eval.json" if not parts else f"eval-{'-'.join(parts)}.json"
 
 
@@ -735,6 +765,8 @@ def format_table(report: dict) -> str:
                  f"{setup.get('features_trained_on', 'unknown')}")
     if "labels" in setup:
         lines.append(f"class labels of the samples: {setup['labels']}")
+    if "resolution" in setup:
+        lines.append(f"space: {setup['resolution']}" + (" (CAS in the run's own space)" if CAS_KEY in setup else ""))
     if "truncation" in setup:
         lines.append(f"samples truncated with psi {setup['truncation']:g} (more typical, less varied: "
                      f"compare precision and recall with an untruncated evaluation)")

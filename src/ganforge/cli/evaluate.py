@@ -43,6 +43,10 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("--keep-best", type=float, default=None, metavar="SHARE",
                         help="GANs: score the best SHARE of candidates by the run's discriminator, "
                              "SHARE in (0, 1] (written to RUN/eval-keep-best-SHARE.json) [default: all]")
+    parser.add_argument("--resolution", type=int, default=None, metavar="PIXELS",
+                        help="generators: score in the feature space of this resolution (samples "
+                             "resized like the real images), to compare runs trained at different "
+                             "sizes in one space (written to RUN/eval-PIXELSpx.json) [default: the run's]")
     parser.add_argument("--tile", type=int, default=None, metavar="PIXELS",
                         help="editing runs: run the model in tiles of this size [default: whole images]")
 
@@ -64,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         if args.n is not None and args.n < 1:
             raise ConfigError(f"-n {args.n}: must be at least 1")
         for flag, given in (("--memorization", args.memorization), ("--truncation", args.truncation is not None),
-                            ("--keep-best", args.keep_best is not None)):
+                            ("--keep-best", args.keep_best is not None),
+                            ("--resolution", args.resolution is not None)):
             if given:
                 raise ConfigError(f"{flag} is for generators (GAN, VAE); {args.run!r} is "
                                   f"{'an editing' if kind == 'editing' else 'a ' + kind} run")
@@ -100,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
         report = evaluate_run(args.run, args.n, args.seed, args.checkpoint, args.classifier,
                               args.inception_weights, args.device, memorization=args.memorization,
                               cas=not args.no_cas, progress=bar, truncation=args.truncation,
-                              keep_best=args.keep_best)
+                              keep_best=args.keep_best, resolution=args.resolution)
     print(format_table(report))
-    print(f"wrote {args.run}/{eval_file_name(args.truncation, args.keep_best)}" + (f" and {report['memorization']['grid']}"
-                                                                    if "memorization" in report else ""))
+    own = "resolution" not in report["setup"]
+    name = eval_file_name(args.truncation, args.keep_best, None if own else args.resolution)
+    print(f"wrote {args.run}/{name}" + (f" and {report['memorization']['grid']}" if "memorization" in report else ""))
     return 0
