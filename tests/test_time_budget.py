@@ -13,7 +13,7 @@ from ganforge.cli import main
 from ganforge.config import dump_yaml
 from ganforge.errors import ConfigError
 from ganforge.presets import load_preset
-from ganforge.resolve import BUDGET_STEPS, LONG_BUDGET_S, SHORT_BUDGET_S, make_config
+from ganforge.resolve import BUDGET_STEPS, LONG_BUDGET_S, PRESET_SHORT_BUDGET_S, make_config
 
 TINY = ["--resolution", "16", "--batch-size", "8", "--quiet", "--set", "model.g_width=8",
         "--set", "model.d_width=8", "--set", "log.tensorboard=no"]
@@ -96,7 +96,7 @@ def test_cli_training_stops_when_the_budget_is_spent(tmp_path, capsys):
     assert (out / "checkpoints" / "last.safetensors").is_file()
 
 
-# A short budget (below SHORT_BUDGET_S, as the limit) sizes the networks for it.
+# A budget below LONG_BUDGET_S (as the limit) sizes the networks for it.
 
 def test_a_short_budget_sizes_the_dcgan_and_trains_at_the_native_resolution():
     config = make_config(overrides={"train.time_budget": 60, "data.name": "fashion-mnist"})
@@ -104,7 +104,11 @@ def test_a_short_budget_sizes_the_dcgan_and_trains_at_the_native_resolution():
                                        "data.resolution": 28}
     assert (config.model.args["g_width"], config.model.args["d_width"]) == (32, 32)
     assert (config.train.lr, config.data.resolution, config.train.steps) == (4e-4, 28, BUDGET_STEPS)
-    assert make_config(overrides={"train.time_budget": 99, "data.name": "mnist"}).sized_for_budget  # the bound
+    for budget in (100, 120, 249):  # up to the long budget's bound
+        config = make_config(overrides={"train.time_budget": budget, "data.name": "mnist"})
+        assert config.sized_for_budget == {"model.g_width": 32, "model.d_width": 32, "train.lr": 4e-4,
+                                           "data.resolution": 28}
+        assert config.objective.args["r1_gamma"] == 0.0
 
 
 def test_a_data_set_whose_native_size_the_model_cannot_make_keeps_its_resolution():
@@ -129,7 +133,6 @@ def test_keys_given_in_any_layer_are_not_sized(layer, tmp_path):
 
 
 @pytest.mark.parametrize("overrides", [
-    {"train.time_budget": 120},                    # not short
     {"train.time_budget": 60, "train.steps": 500},  # steps given: the budget is a guard
     {"train.time_budget": 60, "model.name": "resnet"},  # no short-budget sizes for this family
     {"train.time_budget": 60, "task": "inpaint"},    # a task is a sized recipe
@@ -164,7 +167,7 @@ def test_cli_says_what_a_budget_chose(capsys):
     assert "--time-budget 60 s is short" in captured.err and "data.resolution=28" in captured.err
     assert yaml.safe_load(captured.out)["model"]["g_width"] == 32
     assert main(["train", "--dataset", "mnist", "--time-budget", "120", "--dry-run"]) == 0
-    assert "--time-budget" not in capsys.readouterr().err
+    assert "--time-budget 120 s is short" in capsys.readouterr().err
     assert main(["train", "--dataset", "mnist", "--time-budget", "300", "--dry-run"]) == 0
     captured = capsys.readouterr()
     assert ("--time-budget 300 s recipe (model.g_width=48, model.d_width=48, objective.r1_gamma=1, "
@@ -175,12 +178,12 @@ def test_cli_says_what_a_budget_chose(capsys):
 
 
 # A long budget (LONG_BUDGET_S or more, as the limit) trains the DCGAN at widths 48 with lazy
-# R1; between SHORT_BUDGET_S and it nothing changes.
+# R1; below it the networks are sized (above).
 LONG = {"model.g_width": 48, "model.d_width": 48, "objective.r1_gamma": 1.0, "objective.r1_every": 4}
 
 
 def test_a_long_budget_adds_lazy_r1_and_widths_48_to_the_dcgan():
-    assert SHORT_BUDGET_S == 100 and LONG_BUDGET_S == 250
+    assert PRESET_SHORT_BUDGET_S == 100 and LONG_BUDGET_S == 250
     for budget in (300, 900):
         config = make_config(overrides={"train.time_budget": budget, "data.name": "fashion-mnist"})
         assert config.sized_for_budget == LONG
@@ -189,9 +192,7 @@ def test_a_long_budget_adds_lazy_r1_and_widths_48_to_the_dcgan():
         assert (config.data.resolution, config.train.lr) == (32, 2e-4)
     conditional = make_config(overrides={"train.time_budget": 300, "model.conditional": True})
     assert conditional.objective.args["r1_gamma"] == 1.0
-    for budget in (100, 120, 249):
-        config = make_config(overrides={"train.time_budget": budget, "data.name": "mnist"})
-        assert config.sized_for_budget == {} and config.objective.args["r1_gamma"] == 0.0
+    assert make_config(overrides={"train.time_budget": 249, "data.name": "mnist"}).objective.args["r1_gamma"] == 0.0
 
 
 WIDTHS = {"model.g_width": 48, "model.d_width": 48}
@@ -304,16 +305,16 @@ def rate(steps_per_s):
 def test_a_timer_scales_the_budget_by_what_it_buys_here():
     from ganforge.resolve import REFERENCE_STEP_RATE
     overrides = {"train.time_budget": 300, "data.name": "fashion-mnist"}
-    slow = rate(REFERENCE_STEP_RATE / 2)  # 300 s here buy what 150 s buy there: no rule
+    slow = rate(REFERENCE_STEP_RATE / 2)  # 300 s here buy what 150 s buy there: sized, no R1
     config = make_config(overrides=overrides, step_rate=slow)
-    assert config.budget_scale == 0.5 and config.sized_for_budget == {}
-    assert config.model.args["g_width"] == 64 and config.objective.args["r1_gamma"] == 0.0
+    assert config.budget_scale == 0.5 and config.sized_for_budget["model.g_width"] == 32
+    assert config.data.resolution == 28 and config.objective.args["r1_gamma"] == 0.0
     # Timed once, on the full-size networks the rules start from.
     from ganforge.models import model_args
     timed = slow.asked
     assert len(timed) == 1 and model_args(timed[0].model).g_width == 64 and timed[0].data.resolution == 32
-    slower = make_config(overrides=overrides, step_rate=rate(REFERENCE_STEP_RATE / 4))  # 75 s: short
-    assert slower.sized_for_budget["model.g_width"] == 32 and slower.data.resolution == 28
+    faster = make_config(overrides=overrides, step_rate=rate(REFERENCE_STEP_RATE * 0.9))  # 270 s: long
+    assert faster.sized_for_budget == LONG and faster.data.resolution == 32
     fast = make_config(overrides={**overrides, "train.time_budget": 60}, step_rate=rate(REFERENCE_STEP_RATE * 5))
     assert fast.sized_for_budget == LONG and fast.budget_scale == 5  # a GPU's minute is a long budget
     assert make_config(overrides={**overrides, "train.time_budget": 60}).sized_for_budget["model.g_width"] == 32
@@ -345,8 +346,11 @@ def test_cli_says_what_the_budget_counts_as_here(monkeypatch, capsys):
     monkeypatch.setattr("ganforge.bench.reference_step_rate", lambda config: REFERENCE_STEP_RATE / 2)
     assert main(["train", "--dataset", "mnist", "--time-budget", "300", "--dry-run"]) == 0
     captured = capsys.readouterr()
-    assert "the machine the rules were measured on: it counts as 150 s" in captured.err
-    assert "no change to the recipe" in captured.err and yaml.safe_load(captured.out)["model"]["g_width"] == 64
+    assert "the machine the rules were measured on: it counts as 150 s) is short" in captured.err
+    assert yaml.safe_load(captured.out)["model"]["g_width"] == 32
+    assert main(["train", "--dataset", "mnist", "--time-budget", "300", "--dry-run", "--set", "model.g_width=64",
+                 "--set", "model.d_width=64", "--lr", "2e-4", "--resolution", "32"]) == 0
+    assert "counts as 150 s): no change to the recipe" in capsys.readouterr().err   # every key given
     # Under torchrun every process would time its own rate: the reference's seconds are used.
     monkeypatch.setenv("WORLD_SIZE", "2")
     from ganforge.cli.train import _step_rate

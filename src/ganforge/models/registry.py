@@ -38,7 +38,7 @@ class Architecture:
     # {"loss": "hinge"}, "train": {"lr": 2e-4}}; laid under the user's keys (the objective
     # section only while the family's own objective is used).
     defaults: dict = field(default_factory=dict)
-    # What a short time budget changes (resolve.SHORT_BUDGET_S), as config sections: smaller
+    # What a budget below resolve.LONG_BUDGET_S changes, as config sections: smaller
     # networks that make more steps in the seconds there are. Only keys the user left open
     # change; an architecture with some also trains at the data set's native resolution.
     short_budget: dict = field(default_factory=dict)
