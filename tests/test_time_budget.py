@@ -13,7 +13,7 @@ from ganforge.cli import main
 from ganforge.config import dump_yaml
 from ganforge.errors import ConfigError
 from ganforge.presets import load_preset
-from ganforge.resolve import BUDGET_STEPS, LONG_BUDGET_S, PRESET_SHORT_BUDGET_S, make_config
+from ganforge.resolve import BUDGET_STEPS, LONG_BUDGET_S, make_config
 
 TINY = ["--resolution", "16", "--batch-size", "8", "--quiet", "--set", "model.g_width=8",
         "--set", "model.d_width=8", "--set", "log.tensorboard=no"]
@@ -183,7 +183,7 @@ LONG = {"model.g_width": 48, "model.d_width": 48, "objective.r1_gamma": 1.0, "ob
 
 
 def test_a_long_budget_adds_lazy_r1_and_widths_48_to_the_dcgan():
-    assert PRESET_SHORT_BUDGET_S == 100 and LONG_BUDGET_S == 250
+    assert LONG_BUDGET_S == 250
     for budget in (300, 900):
         config = make_config(overrides={"train.time_budget": budget, "data.name": "fashion-mnist"})
         assert config.sized_for_budget == LONG
@@ -239,9 +239,9 @@ def test_a_preset_with_a_short_budget_section_is_sized_by_it():
 
 
 @pytest.mark.parametrize("overrides, sized", [
-    ({"train.time_budget": 99}, CGAN_SHORT),                   # the bound
-    ({"train.time_budget": 120}, {}),                          # not short
-    ({"train.time_budget": 300}, {}),                          # the preset has R1 already
+    ({"train.time_budget": 120}, CGAN_SHORT),
+    ({"train.time_budget": 249}, CGAN_SHORT),                  # the bound
+    ({"train.time_budget": 250}, {}),                          # long: the preset has R1 already
     ({"train.time_budget": 60, "train.steps": 500}, {}),       # steps given: the budget is a guard
     ({"train.time_budget": 60, "model.g_width": 48},           # a key given is kept
      {k: v for k, v in CGAN_SHORT.items() if k != "model.g_width"}),
@@ -324,9 +324,9 @@ def test_a_timer_also_scales_a_presets_short_budget():
     from ganforge.resolve import REFERENCE_STEP_RATE
     overrides = {"train.time_budget": 60, "data.name": "fashion-mnist"}
     assert make_config(preset="cgan-mnist", overrides=overrides,
-                       step_rate=rate(REFERENCE_STEP_RATE * 2)).sized_for_budget == {}
-    assert make_config(preset="cgan-mnist", overrides={**overrides, "train.time_budget": 180},
-                       step_rate=rate(REFERENCE_STEP_RATE / 2)).sized_for_budget == CGAN_SHORT
+                       step_rate=rate(REFERENCE_STEP_RATE * 5)).sized_for_budget == {}      # 300 s there
+    assert make_config(preset="cgan-mnist", overrides={**overrides, "train.time_budget": 400},
+                       step_rate=rate(REFERENCE_STEP_RATE / 2)).sized_for_budget == CGAN_SHORT  # 200 s there
 
 
 @pytest.mark.parametrize("overrides, preset", [
