@@ -23,7 +23,7 @@ from .tasks import task_defaults
 # train.steps when a time budget is the limit: more steps than any budget reaches.
 BUDGET_STEPS = 10**12
 # The budget rules, in seconds of the machine they were measured on (the project's 2-core Intel
-# Xeon with AMX; README "Sized for the budget"). Measured at 60, 120 and 300 s there; each bound
+# Xeon with AMX; README "Sized for the budget"). Measured at 60, 120 and 300 s there; the bound
 # lies below the budget it was measured at, so the timing's spread (about a tenth) cannot move
 # the measured budgets across it.
 # At least this, as the limit: the architecture's `long_budget` settings (the DCGAN's lazy R1

@@ -128,7 +128,7 @@ def add_parser(commands, name: str) -> None:
 def resolve(args: argparse.Namespace, defaults: dict):
     """Config from layers: the command's defaults (not on resume) < --preset or --resume's
     run < --config FILE < the named options < --set."""
-    from ..resolve import LONG_BUDGET_S, make_config
+    from ..resolve import make_config
     from ..config import load_yaml, parse_override, set_key
     from ..errors import ConfigError
 
@@ -161,7 +161,7 @@ def resolve(args: argparse.Namespace, defaults: dict):
                          base=base, resume=args.resume, overrides=overrides, step_rate=_step_rate())
     _check_out(config.out)
     if config.sized_for_budget or config.budget_scale != 1.0:
-        print(_budget_note(config, LONG_BUDGET_S), file=sys.stderr)
+        print(_budget_note(config), file=sys.stderr)
     return config
 
 
@@ -176,9 +176,9 @@ def _step_rate():
     return reference_step_rate
 
 
-def _budget_note(config, long_s: float) -> str:
+def _budget_note(config) -> str:
     """One stderr line: what the budget counts as here, and what it chose."""
-    from ..resolve import REFERENCE_STEP_RATE
+    from ..resolve import LONG_BUDGET_S, REFERENCE_STEP_RATE
 
     budget, scale = config.train.time_budget, config.budget_scale
     here = "" if scale == 1.0 else (
@@ -187,7 +187,7 @@ def _budget_note(config, long_s: float) -> str:
     if not config.sized_for_budget:
         return f"--time-budget {budget:g} s{here}: no change to the recipe"
     chosen = ", ".join(f"{key}={value:g}" for key, value in config.sized_for_budget.items())
-    what = "is short: networks sized for it" if budget * scale < long_s else "recipe"
+    what = "is short: networks sized for it" if budget * scale < LONG_BUDGET_S else "recipe"
     return f"--time-budget {budget:g} s{here} {what} ({chosen}); give a key to choose it yourself"
 
 
