@@ -89,6 +89,52 @@ def test_compile_failure_falls_back_for_that_network_only(tmp_path, fake_compile
     assert all(torch.equal(weights[k], eager[k]) for k in weights)
 
 
+class BackwardFails(torch.autograd.Function):
+    """The identity whose backward raises what inductor raised on CUDA (pytorch#171622)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise AssertionError("expected size 256==256, stride 16==1 at dim=1\n"
+                             "Error in op: torch.ops.aten.convolution_backward.default")
+
+
+def test_a_compiled_backward_that_fails_turns_the_run_eager_and_retakes_the_step(tmp_path, monkeypatch, capsys):
+    made = []
+
+    def fake(net, **_):  # compiles; G's compiled backward then fails, as inductor's did
+        made.append(FakeCompiled(net, fail=False))
+        if "Generator" in type(net).__name__:
+            return lambda *args, **kwargs: BackwardFails.apply(made[0](*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(torch, "compile", fake)
+    trainer, weights = trained_weights(tmp_path, "compiled", steps=3, **{"train.compile": "yes"})
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "torch.compile failed" in line]
+    assert len(warnings) == 2, err                  # every compiled network, once, at the first failure
+    assert all("AssertionError: expected size 256==256" in line and "Error in op" not in line for line in warnings)
+    assert not any(net.is_compiled for net in trainer.train_nets.values())
+    # Every step trained both networks: the failed G phase was computed again, eagerly.
+    start, _ = trained_weights(tmp_path, "start", steps=0, **{"train.compile": "no"})
+    initial = {f"{n}.{k}": p for n, net in start.nets.items() for k, p in net.named_parameters()}
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    for net in ("G", "D"):
+        assert any(not torch.equal(w, initial[k]) for k, w in weights.items() if k.startswith(net + "."))
+    assert trainer.optimizers["G"].state[next(trainer.nets["G"].parameters())]["step"] == 3
+
+
+def test_an_eager_backward_error_is_raised_not_retried(tmp_path, monkeypatch):
+    trainer = Trainer(ganforge.make_config(overrides={**TINY, "out": str(tmp_path / "r")}))
+    G = trainer.nets["G"]
+    monkeypatch.setattr(G, "forward", lambda *a, **k: BackwardFails.apply(type(G).forward(G, *a, **k)))
+    with pytest.raises(AssertionError, match="256==256"):
+        trainer._train_step({})
+
+
 def test_the_networks_own_error_is_raised_not_hidden(fake_compile, capsys):
     net = compiled(torch.nn.Linear(2, 3), "L")
     fake_compile[0].fail = True

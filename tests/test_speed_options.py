@@ -76,13 +76,16 @@ def test_bf16_autocast_follows_the_fp32_updates(tmp_path, reference):
         assert end[k].dtype == torch.float32     # autocast: weights and optimiser stay fp32
 
 
-def test_compile_refuses_gradient_penalties_and_auto_skips_them():
+def test_compile_refuses_gradient_penalties_and_only_yes_compiles():
     train = ganforge.make_config(overrides={"train.compile": "yes"}).train
     with pytest.raises(ConfigError, match="train.compile"):
         use_compile(train, torch.device("cpu"), double_backward=True)
+    assert use_compile(train, torch.device("cuda"), double_backward=False)
     auto = ganforge.make_config().train
-    assert not use_compile(auto, torch.device("cuda"), double_backward=True)
-    assert use_compile(auto, torch.device("cuda"), double_backward=False)
+    assert auto.compile == "auto"
+    # auto is off on CUDA too: PyTorch 2.11's inductor failed the DCGAN's backward on an H200
+    for device in ("cuda", "cpu"):
+        assert not use_compile(auto, torch.device(device), double_backward=False)
 
 
 def test_adam_options_by_name():

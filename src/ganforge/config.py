@@ -95,7 +95,7 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 where the device has bf16 units
     channels_last: Literal["auto", "yes", "no"] = "auto"
     sync_batchnorm: bool = False     # torchrun: batch-norm statistics over all ranks (CUDA)
-    compile: Literal["auto", "yes", "no"] = "auto"  # torch.compile the networks (auto: on CUDA)
+    compile: Literal["auto", "yes", "no"] = "auto"  # torch.compile the networks (auto: off; it did not pay on CPU or GPU)
     optimizer_impl: Literal["auto", "fused", "foreach", "loop"] = "auto"  # Adam kernels (auto: fused)
     cudnn_benchmark: bool = True     # CUDA: let cuDNN pick the fastest convolution algorithms
     init_from: Union[str, None] = None  # start from another run's weights: RUN or RUN:CHECKPOINT

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+from typing import Iterable
 
 import torch
 
@@ -140,14 +141,14 @@ def adam_options(config: TrainConfig, device: torch.device) -> dict:
 
 
 def use_compile(config: TrainConfig, device: torch.device, double_backward: bool) -> bool:
-    """Whether to torch.compile the networks. Gradient penalties (WGAN-GP, R1) differentiate D
-    twice, which compiled graphs do not support, so auto leaves those runs eager."""
+    """Whether to torch.compile the networks: only when asked (`yes`). Gradient penalties
+    (WGAN-GP, R1) differentiate D twice, which compiled graphs do not support."""
     choice = config.compile
     if choice == "yes" and double_backward:
         raise ConfigError("train.compile=yes: this objective differentiates twice (gradient penalty "
                           "or R1), which torch.compile does not support; set train.compile=no")
-    if choice == "auto":
-        return device.type == "cuda" and not double_backward
+    if choice == "auto":  # off: measured on CUDA, PyTorch 2.11's inductor failed the DCGAN's backward
+        return False      # (the README's "Speed options"); `yes` compiles, falling back per network
     return choice == "yes"
 
 
@@ -216,6 +217,20 @@ class CompileFallback(torch.nn.Module):
             if name == "eager":  # not set up yet (copying, unpickling): nothing to ask
                 raise
             return getattr(self.eager, name)
+
+
+def run_eagerly(nets: Iterable[torch.nn.Module], error: BaseException) -> bool:
+    """Turn every compiled network of `nets` eager, one stderr line each; whether there was one.
+
+    For a failure outside the forward pass CompileFallback watches: a compiled backward is
+    built at the first backward pass, and its error names no network."""
+    found = False
+    for net in nets:
+        if isinstance(net, CompileFallback) and net.is_compiled:
+            net.__dict__["compiled_net"] = None
+            _warn_eager(net.net_name, error)
+            found = True
+    return found
 
 
 def _warn_eager(name: str, error: BaseException) -> None:

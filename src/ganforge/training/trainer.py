@@ -44,7 +44,8 @@ from ..imageio import grid, save_png, to_hwc
 from ..models import MODELS, DataShape, build_models, data_shape
 from ..objectives import build_objective
 from .batches import Degrader, make_sampler
-from .device import adam_options, autocast, compiled, pick_device, pick_dtype, use_channels_last, use_compile
+from .device import (adam_options, autocast, compiled, pick_device, pick_dtype, run_eagerly, use_channels_last,
+                     use_compile)
 from .diversity import ClassDiversityProbe
 from .ema import EMA
 from .health import HealthMonitor
@@ -335,10 +336,7 @@ class Trainer:
                 if phase.fresh_batch or batch is None:
                     batch = self.degrader(self.sampler.next(), self.step, draws)
                     draws += 1
-                with autocast(self.device, self.dtype), self._no_sync_outside(phase):
-                    loss, values = self.objective.loss(phase.name, batch)
-                optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
+                values = self._loss_and_backward(phase, batch, optimizer)
                 if self.config.health.enabled:
                     self._add_grad_norm(sums, optimizer, phase.net)
                 self.scaler.step(optimizer)
@@ -350,6 +348,28 @@ class Trainer:
                     self._counts[key] = self._counts.get(key, 0) + 1 / phase.repeat
         if self.ema is not None:
             self.ema.update(self.nets[self.objective.sample_net], self.step)
+
+    def _loss_and_backward(self, phase, batch, optimizer: torch.optim.Optimizer) -> dict:
+        """The phase's loss and backward pass (gradients left for the optimizer); its values.
+
+        torch.compile builds a network's backward at its first backward pass, outside the
+        forward CompileFallback watches, and it can fail there (on CUDA, PyTorch 2.11's
+        inductor mispredicted the memory layout of a transposed convolution's weight gradient:
+        pytorch/pytorch#171622). Then every compiled network turns eager, one stderr line each,
+        and the phase is computed again, eagerly, from the same batch (with fresh noise: the
+        failed pass drew its own). An error the eager pass raises too is the run's own."""
+        retry = any(getattr(net, "is_compiled", False) for net in self.train_nets.values())
+        while True:
+            with autocast(self.device, self.dtype), self._no_sync_outside(phase):
+                loss, values = self.objective.loss(phase.name, batch)
+            optimizer.zero_grad(set_to_none=True)
+            try:
+                self.scaler.scale(loss).backward()
+                return values
+            except Exception as error:  # noqa: BLE001 - re-raised unless a compiled graph is to blame
+                if not retry or not run_eagerly(self.train_nets.values(), error):
+                    raise
+            retry = False
 
     def _add_grad_norm(self, sums: dict, optimizer: torch.optim.Optimizer, net: str) -> None:
         """Add `net`'s (unscaled) gradient norm to the logged sums, with no host sync.
