@@ -10,7 +10,8 @@ Recipes (each the command a user types, plus --time-budget S --seed K --out ...)
 - reference: the textbook DCGAN at native 28 px, widths 48, Adam 2e-4 / 0.5, batch 64, no EMA,
   no augmentation, no health controller (the plain loop, run through ganforge's trainer);
 - default: `ganforge train --dataset SET --time-budget S` and nothing else (a short budget
-  sizes the networks: 28 px, widths 32, Adam 4e-4; a long one trains widths 48 with lazy R1;
+  sizes the networks: 28 px, widths 32, Adam 4e-4; a long one trains widths 48 with Adam
+  4e-4 (2e-4 until 2026-12-04) and lazy R1;
   short and long in seconds of the Xeon the rules were measured on, below 250 s and from 250 s,
   the budget scaled by the reference step's rate on this machine; README "Sized for the
   budget");

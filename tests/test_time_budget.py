@@ -170,32 +170,33 @@ def test_cli_says_what_a_budget_chose(capsys):
     assert "--time-budget 120 s is short" in capsys.readouterr().err
     assert main(["train", "--dataset", "mnist", "--time-budget", "300", "--dry-run"]) == 0
     captured = capsys.readouterr()
-    assert ("--time-budget 300 s recipe (model.g_width=48, model.d_width=48, objective.r1_gamma=1, "
-            "objective.r1_every=4)") in captured.err
+    assert ("--time-budget 300 s recipe (model.g_width=48, model.d_width=48, train.lr=0.0004, "
+            "objective.r1_gamma=1, objective.r1_every=4)") in captured.err
     printed = yaml.safe_load(captured.out)
     assert "short" not in captured.err and printed["objective"]["r1_gamma"] == 1.0
     assert printed["model"]["g_width"] == printed["model"]["d_width"] == 48
 
 
-# A long budget (LONG_BUDGET_S or more, as the limit) trains the DCGAN at widths 48 with lazy
-# R1; below it the networks are sized (above).
-LONG = {"model.g_width": 48, "model.d_width": 48, "objective.r1_gamma": 1.0, "objective.r1_every": 4}
+# A long budget (LONG_BUDGET_S or more, as the limit) trains the DCGAN at widths 48 with Adam
+# 4e-4 and lazy R1; below it the networks are sized (above).
+LONG = {"model.g_width": 48, "model.d_width": 48, "train.lr": 4e-4, "objective.r1_gamma": 1.0,
+        "objective.r1_every": 4}
 
 
-def test_a_long_budget_adds_lazy_r1_and_widths_48_to_the_dcgan():
+def test_a_long_budget_adds_lazy_r1_widths_48_and_adam_4e_4_to_the_dcgan():
     assert LONG_BUDGET_S == 250
     for budget in (300, 900):
         config = make_config(overrides={"train.time_budget": budget, "data.name": "fashion-mnist"})
         assert config.sized_for_budget == LONG
         assert (config.objective.args["r1_gamma"], config.objective.args["r1_every"]) == (1.0, 4)
         assert (config.model.args["g_width"], config.model.args["d_width"]) == (48, 48)
-        assert (config.data.resolution, config.train.lr) == (32, 2e-4)
+        assert (config.data.resolution, config.train.lr) == (32, 4e-4)
     conditional = make_config(overrides={"train.time_budget": 300, "model.conditional": True})
     assert conditional.objective.args["r1_gamma"] == 1.0
     assert make_config(overrides={"train.time_budget": 249, "data.name": "mnist"}).objective.args["r1_gamma"] == 0.0
 
 
-WIDTHS = {"model.g_width": 48, "model.d_width": 48}
+WIDTHS = {"model.g_width": 48, "model.d_width": 48, "train.lr": 4e-4}
 
 
 @pytest.mark.parametrize("overrides, sized", [
@@ -203,7 +204,10 @@ WIDTHS = {"model.g_width": 48, "model.d_width": 48}
     ({"objective.r1_every": 2}, WIDTHS),
     ({"objective.loss": "hinge"}, WIDTHS),  # another loss than the one R1 was measured with
     ({"objective.loss": "wgan"}, WIDTHS),   # weight clipping cannot take R1
-    ({"model.g_width": 64}, {"model.d_width": 48, "objective.r1_gamma": 1.0, "objective.r1_every": 4}),
+    ({"model.g_width": 64}, {"model.d_width": 48, "train.lr": 4e-4, "objective.r1_gamma": 1.0,
+                             "objective.r1_every": 4}),
+    ({"train.lr": 2e-4}, {"model.g_width": 48, "model.d_width": 48, "objective.r1_gamma": 1.0,
+                          "objective.r1_every": 4}),
     ({"train.steps": 4000}, {}),            # steps given: the budget is a guard
     ({"model.name": "resnet"}, {}),         # no long-budget settings for this family
 ])
