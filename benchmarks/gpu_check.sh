@@ -24,7 +24,7 @@ step() {  # step NAME SECONDS COMMAND...: run it, log to OUT/NAME.log, record it
 }
 
 { nvidia-smi -L; "$py" -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"; } >"$out/machine.txt" 2>&1
-step tests 150 "$py" -m pytest -q -s -p no:cacheprovider -m gpu tests/gpu
+step tests 150 "$py" -m pytest -q -s -p no:cacheprovider -m gpu tests
 bench="$py -m ganforge bench --device cuda --steps 200 --repeats 3 --sample-n 0"
 step bench-32px 120 $bench --json "$out/bench-32px.json"
 step bench-32px-compiled 120 $bench --no-reference --set train.compile=yes --json "$out/bench-32px-compiled.json"

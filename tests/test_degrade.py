@@ -105,6 +105,7 @@ def test_spec_is_normalised():
     assert repr(degradation) == "Degradation('noise:25+jpeg:40')"
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("spec", ["mask:free-form+noise:25", "mask:box", "mask:region"])
 def test_same_generator_same_result_on_any_device(spec):

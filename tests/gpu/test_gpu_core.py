@@ -1,6 +1,6 @@
 """The training core on a CUDA device (issue 17): data kept in host memory reaches the GPU,
 an fp16 scaler overflow is a skipped step, the GPU's generator state survives a resume.
-Skipped where no CUDA device is present; run with `pytest -q -m gpu tests/gpu`."""
+Skipped where no CUDA device is present; run with `pytest -q -m gpu tests` (every test marked gpu)."""
 from __future__ import annotations
 
 import json
