@@ -147,8 +147,8 @@ def use_compile(config: TrainConfig, device: torch.device, double_backward: bool
     if choice == "yes" and double_backward:
         raise ConfigError("train.compile=yes: this objective differentiates twice (gradient penalty "
                           "or R1), which torch.compile does not support; set train.compile=no")
-    if choice == "auto":  # off: measured on CUDA, PyTorch 2.11's inductor failed the DCGAN's backward
-        return False      # (the README's "Speed options"); `yes` compiles, falling back per network
+    if choice == "auto":  # off: slower on an H200 and on the CPU, and PyTorch 2.11's inductor failed
+        return False      # the DCGAN's backward (README "Measured speed"); `yes` compiles, with fallbacks
     return choice == "yes"
 
 

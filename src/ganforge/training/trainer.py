@@ -358,7 +358,7 @@ class Trainer:
         pytorch/pytorch#171622). Then every compiled network turns eager, one stderr line each,
         and the phase is computed again, eagerly, from the same batch (with fresh noise: the
         failed pass drew its own). An error the eager pass raises too is the run's own."""
-        retry = any(getattr(net, "is_compiled", False) for net in self.train_nets.values())
+        retry = self.compiled  # run_eagerly says whether a network was still compiled
         while True:
             with autocast(self.device, self.dtype), self._no_sync_outside(phase):
                 loss, values = self.objective.loss(phase.name, batch)
