@@ -180,9 +180,15 @@ def table(results: list[dict]) -> str:
     lines = ["| set | budget | recipe | seeds | G steps | " + " | ".join(COLUMNS) +
              " | floor fid / recall | collapse warnings |",
              "|---|---|---|---|---|" + "---|" * len(COLUMNS) + "---|---|"]
+    # The floor row of a set is that of the space its cells share: where a cell trained at
+    # another resolution was scored in the common space too, that space's floor (the first
+    # row's own floor might be of a 28-pixel space the other rows are not in).
     floors = {}
     for row in results:
         floors.setdefault(row["set"], row["floor"])
+    for row in results:
+        if "space" in row:
+            floors[row["set"]] = row["space"]["floor"]
     groups: dict[tuple, list[dict]] = {}
     for row in results:
         groups.setdefault((row["set"], row["budget"], row["recipe"], row.get("machine", "")), []).append(row)

@@ -85,6 +85,8 @@ def test_cells_at_another_resolution_are_scored_in_the_common_space_once(bench, 
     space = [c.strip() for c in next(t for t in text if "| default, in the 32-px space |" in t).strip("|").split("|")]
     assert own[header.index("recall")] == "0.7" and space[header.index("recall")] == "0.75"
     assert space[header.index("floor fid / recall")] == "0.2 / 0.91" and own[header.index("floor fid / recall")] == "0.1 / 0.9"
+    floor = [c.strip() for c in next(t for t in text if "real held-out (floor)" in t).strip("|").split("|")]
+    assert floor[header.index("fid")] == "0.2"     # the common space's floor, not the 28-px cell's own
 
 
 def test_cells_of_different_machines_are_never_averaged(bench):
