@@ -171,15 +171,15 @@ def test_cli_says_what_a_budget_chose(capsys):
     assert main(["train", "--dataset", "mnist", "--time-budget", "300", "--dry-run"]) == 0
     captured = capsys.readouterr()
     assert ("--time-budget 300 s recipe (model.g_width=48, model.d_width=48, train.lr=0.0004, "
-            "objective.r1_gamma=1, objective.r1_every=4)") in captured.err
+            "objective.r1_gamma=0.5, objective.r1_every=4)") in captured.err
     printed = yaml.safe_load(captured.out)
-    assert "short" not in captured.err and printed["objective"]["r1_gamma"] == 1.0
+    assert "short" not in captured.err and printed["objective"]["r1_gamma"] == 0.5
     assert printed["model"]["g_width"] == printed["model"]["d_width"] == 48
 
 
 # A long budget (LONG_BUDGET_S or more, as the limit) trains the DCGAN at widths 48 with Adam
-# 4e-4 and lazy R1; below it the networks are sized (above).
-LONG = {"model.g_width": 48, "model.d_width": 48, "train.lr": 4e-4, "objective.r1_gamma": 1.0,
+# 4e-4 and lazy R1 at gamma 0.5; below it the networks are sized (above).
+LONG = {"model.g_width": 48, "model.d_width": 48, "train.lr": 4e-4, "objective.r1_gamma": 0.5,
         "objective.r1_every": 4}
 
 
@@ -188,11 +188,11 @@ def test_a_long_budget_adds_lazy_r1_widths_48_and_adam_4e_4_to_the_dcgan():
     for budget in (300, 900):
         config = make_config(overrides={"train.time_budget": budget, "data.name": "fashion-mnist"})
         assert config.sized_for_budget == LONG
-        assert (config.objective.args["r1_gamma"], config.objective.args["r1_every"]) == (1.0, 4)
+        assert (config.objective.args["r1_gamma"], config.objective.args["r1_every"]) == (0.5, 4)
         assert (config.model.args["g_width"], config.model.args["d_width"]) == (48, 48)
         assert (config.data.resolution, config.train.lr) == (32, 4e-4)
     conditional = make_config(overrides={"train.time_budget": 300, "model.conditional": True})
-    assert conditional.objective.args["r1_gamma"] == 1.0
+    assert conditional.objective.args["r1_gamma"] == 0.5
     assert make_config(overrides={"train.time_budget": 249, "data.name": "mnist"}).objective.args["r1_gamma"] == 0.0
 
 
@@ -204,9 +204,9 @@ WIDTHS = {"model.g_width": 48, "model.d_width": 48, "train.lr": 4e-4}
     ({"objective.r1_every": 2}, WIDTHS),
     ({"objective.loss": "hinge"}, WIDTHS),  # another loss than the one R1 was measured with
     ({"objective.loss": "wgan"}, WIDTHS),   # weight clipping cannot take R1
-    ({"model.g_width": 64}, {"model.d_width": 48, "train.lr": 4e-4, "objective.r1_gamma": 1.0,
+    ({"model.g_width": 64}, {"model.d_width": 48, "train.lr": 4e-4, "objective.r1_gamma": 0.5,
                              "objective.r1_every": 4}),
-    ({"train.lr": 2e-4}, {"model.g_width": 48, "model.d_width": 48, "objective.r1_gamma": 1.0,
+    ({"train.lr": 2e-4}, {"model.g_width": 48, "model.d_width": 48, "objective.r1_gamma": 0.5,
                           "objective.r1_every": 4}),
     ({"train.steps": 4000}, {}),            # steps given: the budget is a guard
     ({"model.name": "resnet"}, {}),         # no long-budget settings for this family
