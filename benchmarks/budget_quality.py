@@ -185,10 +185,10 @@ def table(results: list[dict]) -> str:
     # row's own floor might be of a 28-pixel space the other rows are not in).
     floors = {}
     for row in results:
-        floors.setdefault(row["set"], row["floor"])
-    for row in results:
         if "space" in row:
             floors[row["set"]] = row["space"]["floor"]
+        else:
+            floors.setdefault(row["set"], row["floor"])
     groups: dict[tuple, list[dict]] = {}
     for row in results:
         groups.setdefault((row["set"], row["budget"], row["recipe"], row.get("machine", "")), []).append(row)
