@@ -12,9 +12,9 @@ Recipes (each the command a user types, plus --time-budget S --seed K --out ...)
 - default: `ganforge train --dataset SET --time-budget S` and nothing else (a short budget
   sizes the networks: 28 px, widths 32, Adam 4e-4; a long one trains widths 48 with Adam
   4e-4 (2e-4 until 2026-12-04) and lazy R1;
-  short and long in seconds of the Xeon the rules were measured on, below 250 s and from 250 s,
-  the budget scaled by the reference step's rate on this machine; README "Sized for the
-  budget");
+  short and long in seconds of the Xeon the rules were measured on, below 110 s and from 110 s
+  (250 s until 2026-12-04), the budget scaled by the reference step's rate on this machine;
+  README "Sized for the budget");
 - conditional: `ganforge train --preset cgan-mnist --dataset SET --time-budget S` (since
   2026-12-03 the dcgan-mnist networks with lazy R1, mode seeking and a class head at 32 px; its
   cells before that are the 28-pixel DiffAugment recipe; since 2026-12-04 its own short_budget
@@ -32,7 +32,7 @@ cell would get a fresh budget on top of the time it had). The Markdown table (me
 OUT/budget_quality.md.
 
 Every recipe of a set is also scored in one feature space, that of `--space` pixels (32, the
-resolution the default trains at from 100 s on): a cell trained at another resolution (the
+resolution of the default's long recipe): a cell trained at another resolution (the
 reference's 28 px, the sized default's) is scored again with `ganforge evaluate --resolution
 32` (its samples resized like the real images; stored under "space" in its line, and added to
 a cell read back whose run is still there), a row of its own beside its own-space one. FIDs of

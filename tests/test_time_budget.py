@@ -13,7 +13,7 @@ from ganforge.cli import main
 from ganforge.config import dump_yaml
 from ganforge.errors import ConfigError
 from ganforge.presets import load_preset
-from ganforge.resolve import BUDGET_STEPS, LONG_BUDGET_S, make_config
+from ganforge.resolve import BUDGET_STEPS, LONG_BUDGET_S, PRESET_SHORT_BUDGET_S, make_config
 
 TINY = ["--resolution", "16", "--batch-size", "8", "--quiet", "--set", "model.g_width=8",
         "--set", "model.d_width=8", "--set", "log.tensorboard=no"]
@@ -104,7 +104,7 @@ def test_a_short_budget_sizes_the_dcgan_and_trains_at_the_native_resolution():
                                        "data.resolution": 28}
     assert (config.model.args["g_width"], config.model.args["d_width"]) == (32, 32)
     assert (config.train.lr, config.data.resolution, config.train.steps) == (4e-4, 28, BUDGET_STEPS)
-    for budget in (100, 120, 249):  # up to the long budget's bound
+    for budget in (100, 109):  # up to the long budget's bound
         config = make_config(overrides={"train.time_budget": budget, "data.name": "mnist"})
         assert config.sized_for_budget == {"model.g_width": 32, "model.d_width": 32, "train.lr": 4e-4,
                                            "data.resolution": 28}
@@ -166,8 +166,10 @@ def test_cli_says_what_a_budget_chose(capsys):
     captured = capsys.readouterr()
     assert "--time-budget 60 s is short" in captured.err and "data.resolution=28" in captured.err
     assert yaml.safe_load(captured.out)["model"]["g_width"] == 32
+    assert main(["train", "--dataset", "mnist", "--time-budget", "100", "--dry-run"]) == 0
+    assert "--time-budget 100 s is short" in capsys.readouterr().err
     assert main(["train", "--dataset", "mnist", "--time-budget", "120", "--dry-run"]) == 0
-    assert "--time-budget 120 s is short" in capsys.readouterr().err
+    assert "--time-budget 120 s recipe (model.g_width=48" in capsys.readouterr().err
     assert main(["train", "--dataset", "mnist", "--time-budget", "300", "--dry-run"]) == 0
     captured = capsys.readouterr()
     assert ("--time-budget 300 s recipe (model.g_width=48, model.d_width=48, train.lr=0.0004, "
@@ -184,8 +186,8 @@ LONG = {"model.g_width": 48, "model.d_width": 48, "train.lr": 4e-4, "objective.r
 
 
 def test_a_long_budget_adds_lazy_r1_widths_48_and_adam_4e_4_to_the_dcgan():
-    assert LONG_BUDGET_S == 250
-    for budget in (300, 900):
+    assert LONG_BUDGET_S == 110
+    for budget in (110, 200, 300, 900):
         config = make_config(overrides={"train.time_budget": budget, "data.name": "fashion-mnist"})
         assert config.sized_for_budget == LONG
         assert (config.objective.args["r1_gamma"], config.objective.args["r1_every"]) == (0.5, 4)
@@ -193,7 +195,7 @@ def test_a_long_budget_adds_lazy_r1_widths_48_and_adam_4e_4_to_the_dcgan():
         assert (config.data.resolution, config.train.lr) == (32, 4e-4)
     conditional = make_config(overrides={"train.time_budget": 300, "model.conditional": True})
     assert conditional.objective.args["r1_gamma"] == 0.5
-    assert make_config(overrides={"train.time_budget": 249, "data.name": "mnist"}).objective.args["r1_gamma"] == 0.0
+    assert make_config(overrides={"train.time_budget": 109, "data.name": "mnist"}).objective.args["r1_gamma"] == 0.0
 
 
 WIDTHS = {"model.g_width": 48, "model.d_width": 48, "train.lr": 4e-4}
@@ -253,7 +255,21 @@ def test_a_preset_with_a_short_budget_section_is_sized_by_it():
      {k: v for k, v in CGAN_SHORT.items() if k != "data.resolution"}),
 ])
 def test_what_a_preset_short_budget_changes(overrides, sized):
+    assert PRESET_SHORT_BUDGET_S == 250
     assert make_config(preset="cgan-mnist", overrides=overrides).sized_for_budget == sized
+
+
+def test_between_the_bounds_the_architecture_is_long_and_a_preset_short(capsys):
+    """From LONG_BUDGET_S to PRESET_SHORT_BUDGET_S the default trains the long recipe while the
+    conditional preset, whose full-size networks lose there, keeps its short-budget section."""
+    overrides = {"train.time_budget": 200, "data.name": "fashion-mnist"}
+    assert make_config(overrides=overrides).sized_for_budget == LONG
+    assert make_config(preset="cgan-mnist", overrides=overrides).sized_for_budget == CGAN_SHORT
+    assert main(["train", "--dataset", "fashion-mnist", "--time-budget", "200", "--dry-run"]) == 0
+    assert "--time-budget 200 s recipe (model.g_width=48" in capsys.readouterr().err
+    assert main(["train", "--preset", "cgan-mnist", "--dataset", "fashion-mnist", "--time-budget", "200",
+                 "--dry-run"]) == 0
+    assert "--time-budget 200 s is short: networks sized for it (data.resolution=28" in capsys.readouterr().err
 
 
 def test_a_config_file_above_a_preset_keeps_its_keys(tmp_path):
@@ -309,15 +325,15 @@ def rate(steps_per_s):
 def test_a_timer_scales_the_budget_by_what_it_buys_here():
     from ganforge.resolve import REFERENCE_STEP_RATE
     overrides = {"train.time_budget": 300, "data.name": "fashion-mnist"}
-    slow = rate(REFERENCE_STEP_RATE / 2)  # 300 s here buy what 150 s buy there: sized, no R1
+    slow = rate(REFERENCE_STEP_RATE / 4)  # 300 s here buy what 75 s buy there: sized, no R1
     config = make_config(overrides=overrides, step_rate=slow)
-    assert config.budget_scale == 0.5 and config.sized_for_budget["model.g_width"] == 32
+    assert config.budget_scale == 0.25 and config.sized_for_budget["model.g_width"] == 32
     assert config.data.resolution == 28 and config.objective.args["r1_gamma"] == 0.0
     # Timed once, on the full-size networks the rules start from.
     from ganforge.models import model_args
     timed = slow.asked
     assert len(timed) == 1 and model_args(timed[0].model).g_width == 64 and timed[0].data.resolution == 32
-    faster = make_config(overrides=overrides, step_rate=rate(REFERENCE_STEP_RATE * 0.9))  # 270 s: long
+    faster = make_config(overrides=overrides, step_rate=rate(REFERENCE_STEP_RATE / 2))  # 150 s: long
     assert faster.sized_for_budget == LONG and faster.data.resolution == 32
     fast = make_config(overrides={**overrides, "train.time_budget": 60}, step_rate=rate(REFERENCE_STEP_RATE * 5))
     assert fast.sized_for_budget == LONG and fast.budget_scale == 5  # a GPU's minute is a long budget
@@ -347,14 +363,14 @@ def test_nothing_is_timed_where_no_rule_applies(overrides, preset):
 
 def test_cli_says_what_the_budget_counts_as_here(monkeypatch, capsys):
     from ganforge.resolve import REFERENCE_STEP_RATE
-    monkeypatch.setattr("ganforge.bench.reference_step_rate", lambda config: REFERENCE_STEP_RATE / 2)
+    monkeypatch.setattr("ganforge.bench.reference_step_rate", lambda config: REFERENCE_STEP_RATE / 4)
     assert main(["train", "--dataset", "mnist", "--time-budget", "300", "--dry-run"]) == 0
     captured = capsys.readouterr()
-    assert "the machine the rules were measured on: it counts as 150 s) is short" in captured.err
+    assert "the machine the rules were measured on: it counts as 75 s) is short" in captured.err
     assert yaml.safe_load(captured.out)["model"]["g_width"] == 32
     assert main(["train", "--dataset", "mnist", "--time-budget", "300", "--dry-run", "--set", "model.g_width=64",
                  "--set", "model.d_width=64", "--lr", "2e-4", "--resolution", "32"]) == 0
-    assert "counts as 150 s): no change to the recipe" in capsys.readouterr().err   # every key given
+    assert "counts as 75 s): no change to the recipe" in capsys.readouterr().err   # every key given
     # Under torchrun every process would time its own rate: the reference's seconds are used.
     monkeypatch.setenv("WORLD_SIZE", "2")
     from ganforge.cli.train import _step_rate

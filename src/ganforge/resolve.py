@@ -23,17 +23,20 @@ from .tasks import task_defaults
 # train.steps when a time budget is the limit: more steps than any budget reaches.
 BUDGET_STEPS = 10**12
 # The budget rules, in seconds of the machine they were measured on (the project's 2-core Intel
-# Xeon with AMX; README "Sized for the budget"). Measured at 60, 120 and 300 s there; the bound
-# lies below the budget it was measured at, so the timing's spread (about a tenth) cannot move
-# the measured budgets across it.
-# At least this, as the limit: the architecture's `long_budget` settings (the DCGAN's lazy R1
-# cost recall and FID at 120 s and bought FID, precision and coverage at 300 s). Shorter, as
-# the limit: its `short_budget` settings, networks sized for it (_sized_for_budget), and a
-# preset's own `short_budget` section: better on every count at 60 s, and in one feature space
-# ahead of the plain reference loop on both sets at 300 s of a machine half as fast (where the
-# full-size networks trailed it on Fashion-MNIST; the conditional preset sized there: recall
-# 0.70 against its full-size networks' 0.57).
-LONG_BUDGET_S = 250.0
+# Xeon with AMX; README "Sized for the budget"). Measured at 60, 120 and 300 s there, and at
+# 180, 240 and 300 s of a machine about half as fast (84-175 s there); a bound lies between
+# measured budgets, so the timing's spread (about a tenth) moves few of them across it.
+# At least LONG_BUDGET_S, as the limit: the architecture's `long_budget` settings (the DCGAN's
+# widths 48, Adam 4e-4 and lazy R1 at gamma 0.5: at 120-175 s ahead of the sized networks on
+# FID, precision and coverage on Fashion-MNIST, recall 0.02-0.06 behind, and on every column on
+# MNIST; at about 100 s recall 0.08 behind for a smaller lead elsewhere). Shorter, as the limit:
+# its `short_budget` settings, networks sized for it (_sized_for_budget): better on every count
+# at 60 s.
+LONG_BUDGET_S = 110.0
+# Below PRESET_SHORT_BUDGET_S, as the limit: a preset's own `short_budget` section. The
+# conditional preset's full-size networks trailed its sized ones badly at 140-175 s (recall
+# 0.57 against 0.70), so a preset keeps the bound the architecture's rule had before.
+PRESET_SHORT_BUDGET_S = 250.0
 # The reference step (the default DCGAN: 32 px, one channel, widths 64, batch 64, bf16) ran at
 # about this many steps per second on that machine as `bench.reference_step_rate` times it
 # (estimated: 4,792 steps in a 300 s full-size run there; 2,725 here on an AMD EPYC, whose timer
@@ -59,11 +62,13 @@ def make_config(config: Config | dict | str | Path | None = None, *, preset: str
 
     A budget below LONG_BUDGET_S (as the limit) also sizes the networks: the
     architecture's `short_budget` settings and the data set's native resolution, each only
-    where no layer gives the key. A preset is a recipe and is not sized by these rules; one
-    with a `short_budget` section says itself what it becomes under a short budget (its keys
+    where no layer gives the key; from LONG_BUDGET_S on, its `long_budget` settings. A preset
+    is a recipe and is not sized by these rules; one with a `short_budget` section says itself
+    what it becomes under a budget below PRESET_SHORT_BUDGET_S (its keys
     replace the preset's own, except those `config` or `overrides` give; `data.resolution:
     native` is the data set's native size). What changed is in `config.sized_for_budget` (a
-    flat dict, empty if nothing; not saved: the run's config.yaml holds the values themselves).
+    flat dict, empty if nothing; not saved: the run's config.yaml holds the values themselves),
+    and `config.budget_is_short` says whether they were a short budget's.
 
     The rules' seconds are the reference machine's (REFERENCE_STEP_RATE). With `step_rate` (a
     function timing the rules' reference step on this machine with a config's device and
@@ -130,6 +135,7 @@ def make_config(config: Config | dict | str | Path | None = None, *, preset: str
         _budget_is_the_limit(resolved, "lr_schedule" in user_train)
     check_config(resolved)
     resolved.sized_for_budget = sized
+    resolved.budget_is_short = bool(sized) and (preset is not None or _time_budget(raw) * scale < LONG_BUDGET_S)
     resolved.budget_scale = scale
     # Write every option out, so a run keeps its settings even if defaults change later.
     resolved.model.args = dataclasses.asdict(model_args(resolved.model))
@@ -185,12 +191,10 @@ def _sized_for_budget(raw: dict, scale: float = 1.0) -> dict:
     Below LONG_BUDGET_S: the architecture's `short_budget` settings and, for an architecture
     that has some, the data set's native resolution where the architecture makes it (MNIST's
     28 px rather than 32). At 60 s on 2 CPU cores the DCGAN's full-size 32-px, widths-64
-    networks make a quarter of the steps the sized ones make and score worse; at 300 s of a
-    machine half as fast (about 150 s of the reference one) the sized ones were ahead of the
-    plain reference loop on both sets, the full-size ones behind it on Fashion-MNIST.
-    From LONG_BUDGET_S on: the architecture's `long_budget` settings (the DCGAN's lazy R1,
-    which at 300 s bought FID, precision and coverage and at 120 s cost recall; README, "Sized
-    for the budget"), objective keys only while the family's objective and that loss train it.
+    networks make a quarter of the steps the sized ones make and score worse.
+    From LONG_BUDGET_S on: the architecture's `long_budget` settings (the DCGAN's widths 48,
+    Adam 4e-4 and lazy R1; README, "Sized for the budget"), objective keys only while the
+    family's objective and that loss train it.
     The budget counts as budget x `scale` seconds of the reference machine."""
     budget = _time_budget(raw)
     if budget is None:
@@ -231,11 +235,11 @@ def _native_resolution(raw: dict, arch) -> int | None:
 
 def _preset_short_budget(raw: dict, user: dict, section: dict, scale: float = 1.0) -> dict:
     """A preset's `short_budget` keys that `user` (config and overrides) leaves open, when the
-    time budget is below LONG_BUDGET_S and the user gave no train.steps (the preset's own
+    time budget is below PRESET_SHORT_BUDGET_S and the user gave no train.steps (the preset's own
     steps then stay as a guard the budget reaches first)."""
     budget = _time_budget(raw)
     user_train = user.get("train") if isinstance(user.get("train"), dict) else {}
-    if not section or budget is None or budget * scale >= LONG_BUDGET_S or "steps" in user_train:
+    if not section or budget is None or budget * scale >= PRESET_SHORT_BUDGET_S or "steps" in user_train:
         return {}
     sized = _open_keys(user, section)
     if sized.get("data.resolution") == "native":

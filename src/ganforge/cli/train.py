@@ -178,7 +178,7 @@ def _step_rate():
 
 def _budget_note(config) -> str:
     """One stderr line: what the budget counts as here, and what it chose."""
-    from ..resolve import LONG_BUDGET_S, REFERENCE_STEP_RATE
+    from ..resolve import REFERENCE_STEP_RATE
 
     budget, scale = config.train.time_budget, config.budget_scale
     here = "" if scale == 1.0 else (
@@ -187,7 +187,7 @@ def _budget_note(config) -> str:
     if not config.sized_for_budget:
         return f"--time-budget {budget:g} s{here}: no change to the recipe"
     chosen = ", ".join(f"{key}={value:g}" for key, value in config.sized_for_budget.items())
-    what = "is short: networks sized for it" if budget * scale < LONG_BUDGET_S else "recipe"
+    what = "is short: networks sized for it" if config.budget_is_short else "recipe"
     return f"--time-budget {budget:g} s{here} {what} ({chosen}); give a key to choose it yourself"
 
 

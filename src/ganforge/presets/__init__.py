@@ -1,7 +1,7 @@
 """Named presets: YAML configs (partial: only what differs from the defaults) carrying the
 published hyper-parameters of a model on a data set. The first line, a comment, says what
 the preset is; `ganforge presets` lists them. A preset may carry a `short_budget` section:
-what the recipe becomes when a short time budget is the limit (below resolve.LONG_BUDGET_S)."""
+what the recipe becomes when a short time budget is the limit (below resolve.PRESET_SHORT_BUDGET_S)."""
 from __future__ import annotations
 
 from importlib import resources
