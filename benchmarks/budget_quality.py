@@ -12,7 +12,7 @@ Recipes (each the command a user types, plus --time-budget S --seed K --out ...)
 - default: `ganforge train --dataset SET --time-budget S` and nothing else (a short budget
   sizes the networks: 28 px, widths 32, Adam 4e-4; a long one trains widths 48 with Adam
   4e-4 (2e-4 until 2026-12-04) and lazy R1;
-  short and long in seconds of the Xeon the rules were measured on, below 110 s and from 110 s
+  short and long in seconds of the Xeon the rules were measured on, below 90 s and from 90 s
   (250 s until 2026-12-04), the budget scaled by the reference step's rate on this machine;
   README "Sized for the budget");
 - conditional: `ganforge train --preset cgan-mnist --dataset SET --time-budget S` (since

@@ -104,7 +104,7 @@ def test_a_short_budget_sizes_the_dcgan_and_trains_at_the_native_resolution():
                                        "data.resolution": 28}
     assert (config.model.args["g_width"], config.model.args["d_width"]) == (32, 32)
     assert (config.train.lr, config.data.resolution, config.train.steps) == (4e-4, 28, BUDGET_STEPS)
-    for budget in (100, 109):  # up to the long budget's bound
+    for budget in (60, 89):  # up to the long budget's bound
         config = make_config(overrides={"train.time_budget": budget, "data.name": "mnist"})
         assert config.sized_for_budget == {"model.g_width": 32, "model.d_width": 32, "train.lr": 4e-4,
                                            "data.resolution": 28}
@@ -166,8 +166,8 @@ def test_cli_says_what_a_budget_chose(capsys):
     captured = capsys.readouterr()
     assert "--time-budget 60 s is short" in captured.err and "data.resolution=28" in captured.err
     assert yaml.safe_load(captured.out)["model"]["g_width"] == 32
-    assert main(["train", "--dataset", "mnist", "--time-budget", "100", "--dry-run"]) == 0
-    assert "--time-budget 100 s is short" in capsys.readouterr().err
+    assert main(["train", "--dataset", "mnist", "--time-budget", "80", "--dry-run"]) == 0
+    assert "--time-budget 80 s is short" in capsys.readouterr().err
     assert main(["train", "--dataset", "mnist", "--time-budget", "120", "--dry-run"]) == 0
     assert "--time-budget 120 s recipe (model.g_width=48" in capsys.readouterr().err
     assert main(["train", "--dataset", "mnist", "--time-budget", "300", "--dry-run"]) == 0
@@ -186,8 +186,8 @@ LONG = {"model.g_width": 48, "model.d_width": 48, "train.lr": 4e-4, "objective.r
 
 
 def test_a_long_budget_adds_lazy_r1_widths_48_and_adam_4e_4_to_the_dcgan():
-    assert LONG_BUDGET_S == 110
-    for budget in (110, 200, 300, 900):
+    assert LONG_BUDGET_S == 90
+    for budget in (90, 200, 300, 900):
         config = make_config(overrides={"train.time_budget": budget, "data.name": "fashion-mnist"})
         assert config.sized_for_budget == LONG
         assert (config.objective.args["r1_gamma"], config.objective.args["r1_every"]) == (0.5, 4)
@@ -195,7 +195,7 @@ def test_a_long_budget_adds_lazy_r1_widths_48_and_adam_4e_4_to_the_dcgan():
         assert (config.data.resolution, config.train.lr) == (32, 4e-4)
     conditional = make_config(overrides={"train.time_budget": 300, "model.conditional": True})
     assert conditional.objective.args["r1_gamma"] == 0.5
-    assert make_config(overrides={"train.time_budget": 109, "data.name": "mnist"}).objective.args["r1_gamma"] == 0.0
+    assert make_config(overrides={"train.time_budget": 89, "data.name": "mnist"}).objective.args["r1_gamma"] == 0.0
 
 
 WIDTHS = {"model.g_width": 48, "model.d_width": 48, "train.lr": 4e-4}

@@ -101,10 +101,10 @@ build = gan_pair(Generator, Discriminator)
 
 # Under a budget below LONG_BUDGET_S (README "Sized for the budget"): widths 32 and Adam 4e-4
 # make about 4x the steps of the full-size 32-px, widths-64 networks; better at 60 s, and
-# the best recall on Fashion-MNIST up to 175 s (the long recipe's lead elsewhere is small
-# below about 100 s, its recall 0.08 behind there).
+# the best recall on Fashion-MNIST up to 175 s (at about 60 s also the best FID; the long
+# recipe makes a quarter of their steps).
 SHORT_BUDGET = {"model": {"g_width": 32, "d_width": 32}, "train": {"lr": 4e-4}}
-# From LONG_BUDGET_S on (measured at 300 s, and at 120-175 s against SHORT_BUDGET): widths 48
+# From LONG_BUDGET_S on (measured at 300 s, and at 84-175 s against SHORT_BUDGET): widths 48
 # (about 1.3x the steps of widths 64; at 300 s on Fashion-MNIST FID 1.80 -> 1.67, precision
 # 0.847 -> 0.854, recall 0.757 -> 0.770), Adam 4e-4 (against 2e-4 at the same seconds, better
 # on FID, precision and coverage on both sets and at 300 and 900 s of a machine half as fast,
@@ -112,9 +112,9 @@ SHORT_BUDGET = {"model": {"g_width": 32, "d_width": 32}, "train": {"lr": 4e-4}}
 # every 4 D steps, which bought FID, precision and coverage at 300 s; at gamma 0.5, half the
 # dcgan-mnist preset's: on that slower machine's 300 and 600 s Fashion-MNIST recall 0.72 ->
 # 0.78 and 0.81 -> 0.83 at level precision, ahead of the plain reference loop on every column
-# (README "A lighter R1 in the long recipe"). Against SHORT_BUDGET at 120-175 s: better FID,
-# precision and coverage on both sets and recall on MNIST, Fashion-MNIST recall 0.02-0.06 behind
-# (README "The long recipe from 110 s").
+# (README "A lighter R1 in the long recipe"). Against SHORT_BUDGET at 84-175 s: better FID,
+# precision and coverage on both sets and recall on MNIST, Fashion-MNIST recall 0.02-0.07 behind
+# (README "The long recipe from 90 s").
 LONG_BUDGET = {"model": {"g_width": 48, "d_width": 48}, "train": {"lr": 4e-4},
                "objective": {"loss": "ns", "r1_gamma": 0.5, "r1_every": 4}}
 
