@@ -13,7 +13,7 @@ from ganforge.cli import main
 from ganforge.config import dump_yaml
 from ganforge.errors import ConfigError
 from ganforge.presets import load_preset
-from ganforge.resolve import BUDGET_STEPS, LONG_BUDGET_S, PRESET_SHORT_BUDGET_S, make_config
+from ganforge.resolve import BUDGET_STEPS, LONG_BUDGET_S, PRESET_FULL_BUDGET_S, make_config
 
 TINY = ["--resolution", "16", "--batch-size", "8", "--quiet", "--set", "model.g_width=8",
         "--set", "model.d_width=8", "--set", "log.tensorboard=no"]
@@ -226,10 +226,12 @@ def test_a_preset_is_a_recipe_under_a_long_budget():
     assert config.sized_for_budget == {} and config.objective.args["r1_gamma"] == 0.0
 
 
-# A preset may say what it becomes under a short budget (its `short_budget` section): the
-# conditional preset's 32-px, width-64 R1 networks made 700 steps in 60 s and collapsed.
+# A preset may say what it becomes under a time budget (its `short_budget` and `medium_budget`
+# sections): the conditional preset's 32-px, width-64 R1 networks made 700 steps in 60 s and
+# collapsed, and trailed the sized ones at 140-175 s, where widths 48 led them on CAS.
 
 CGAN_SHORT = {"data.resolution": 28, "model.g_width": 32, "model.d_width": 32, "train.lr": 4e-4}
+CGAN_MEDIUM = {"model.g_width": 48, "model.d_width": 48, "train.lr": 4e-4, "objective.r1_gamma": 0.5}
 
 
 def test_a_preset_with_a_short_budget_section_is_sized_by_it():
@@ -245,31 +247,49 @@ def test_a_preset_with_a_short_budget_section_is_sized_by_it():
 
 
 @pytest.mark.parametrize("overrides, sized", [
-    ({"train.time_budget": 120}, CGAN_SHORT),
-    ({"train.time_budget": 249}, CGAN_SHORT),                  # the bound
-    ({"train.time_budget": 250}, {}),                          # long: the preset has R1 already
+    ({"train.time_budget": 89}, CGAN_SHORT),                   # the short section's bound
+    ({"train.time_budget": 90}, CGAN_MEDIUM),
+    ({"train.time_budget": 249}, CGAN_MEDIUM),                 # the medium section's bound
+    ({"train.time_budget": 250}, {}),                          # full: the preset as written
+    ({"train.time_budget": 200, "train.steps": 500}, {}),      # steps given: the budget is a guard
+    ({"train.time_budget": 200, "objective.r1_gamma": 2.0},    # a key given is kept
+     {k: v for k, v in CGAN_MEDIUM.items() if k != "objective.r1_gamma"}),
     ({"train.time_budget": 60, "train.steps": 500}, {}),       # steps given: the budget is a guard
     ({"train.time_budget": 60, "model.g_width": 48},           # a key given is kept
      {k: v for k, v in CGAN_SHORT.items() if k != "model.g_width"}),
     ({"train.time_budget": 60, "data.name": "folder:/x"},      # no native size for a folder
      {k: v for k, v in CGAN_SHORT.items() if k != "data.resolution"}),
 ])
-def test_what_a_preset_short_budget_changes(overrides, sized):
-    assert PRESET_SHORT_BUDGET_S == 250
+def test_what_a_preset_budget_section_changes(overrides, sized):
+    assert (LONG_BUDGET_S, PRESET_FULL_BUDGET_S) == (90, 250)
     assert make_config(preset="cgan-mnist", overrides=overrides).sized_for_budget == sized
 
 
-def test_between_the_bounds_the_architecture_is_long_and_a_preset_short(capsys):
-    """From LONG_BUDGET_S to PRESET_SHORT_BUDGET_S the default trains the long recipe while the
-    conditional preset, whose full-size networks lose there, keeps its short-budget section."""
+def test_between_the_bounds_a_preset_trains_its_medium_section(capsys):
+    """From LONG_BUDGET_S to PRESET_FULL_BUDGET_S the default trains the long recipe and the
+    conditional preset its medium section: widths 48, Adam 4e-4, R1 at gamma 0.5, at 32 px, the
+    rest of its recipe (class head, mode seeking) kept."""
     overrides = {"train.time_budget": 200, "data.name": "fashion-mnist"}
     assert make_config(overrides=overrides).sized_for_budget == LONG
-    assert make_config(preset="cgan-mnist", overrides=overrides).sized_for_budget == CGAN_SHORT
+    config = make_config(preset="cgan-mnist", overrides=overrides)
+    assert config.sized_for_budget == CGAN_MEDIUM and not config.budget_is_short
+    plain = make_config(preset="cgan-mnist")
+    assert config.data.resolution == 32 and config.model.conditional
+    for key in ("aux_weight", "mode_seeking", "r1_every"):
+        assert config.objective.args[key] == plain.objective.args[key]
     assert main(["train", "--dataset", "fashion-mnist", "--time-budget", "200", "--dry-run"]) == 0
     assert "--time-budget 200 s recipe (model.g_width=48" in capsys.readouterr().err
     assert main(["train", "--preset", "cgan-mnist", "--dataset", "fashion-mnist", "--time-budget", "200",
                  "--dry-run"]) == 0
-    assert "--time-budget 200 s is short: networks sized for it (data.resolution=28" in capsys.readouterr().err
+    assert "--time-budget 200 s recipe (model.g_width=48, model.d_width=48, train.lr=0.0004, " \
+           "objective.r1_gamma=0.5)" in capsys.readouterr().err
+
+
+def test_the_r1_preset_between_the_bounds_is_the_default_long_recipe():
+    band = {"train.time_budget": 200, "data.name": "fashion-mnist"}
+    preset, default = make_config(preset="dcgan-mnist", overrides=band), make_config(overrides=band)
+    assert preset.model.args == default.model.args and preset.objective.args == default.objective.args
+    assert (preset.data.resolution, preset.train.lr) == (default.data.resolution, default.train.lr) == (32, 4e-4)
 
 
 def test_a_config_file_above_a_preset_keeps_its_keys(tmp_path):
@@ -290,11 +310,30 @@ def test_the_r1_preset_under_a_short_budget_is_the_sized_default():
     assert (preset.data.resolution, preset.train.lr) == (default.data.resolution, default.train.lr)
 
 
-def test_a_malformed_short_budget_section_is_named():
-    from ganforge.presets import short_budget
-    with pytest.raises(ConfigError, match="preset 'x': short_budget must map config sections"):
-        short_budget("x", {"model": 32})
-    assert short_budget("x", None) == {}
+@pytest.mark.parametrize("budget", [60, 200, 300])
+@pytest.mark.parametrize("name", ["cgan-mnist", "dcgan-mnist"])
+def test_every_budget_section_of_a_preset_resolves(name, budget):
+    """A section's keys are checked like any other: each band resolves to a valid config that
+    changes only keys the section names."""
+    from ganforge.presets import budget_sections, load_preset
+    sections = budget_sections(name, load_preset(name))
+    section = {60: "short_budget", 200: "medium_budget", 300: None}[budget]
+    config = make_config(preset=name, overrides={"train.time_budget": budget, "data.name": "mnist"})
+    named = {f"{k}.{key}" for k, values in sections.get(section, {}).items() for key in values}
+    assert set(config.sized_for_budget) == named
+    assert config.budget_is_short == (section == "short_budget")
+
+
+@pytest.mark.parametrize("key", ["short_budget", "medium_budget"])
+def test_a_malformed_budget_section_is_named(key):
+    from ganforge.presets import budget_sections
+    with pytest.raises(ConfigError, match=f"preset 'x': {key} must map config sections"):
+        budget_sections("x", {key: {"model": 32}})
+    with pytest.raises(ConfigError, match=f"preset 'x': {key} must map config sections"):
+        budget_sections("x", {key: 0})
+    recipe = {"model": {"g_width": 64}, key: None}
+    assert budget_sections("x", recipe) == {"short_budget": {}, "medium_budget": {}}
+    assert recipe == {"model": {"g_width": 64}}  # the sections are taken out of the recipe
 
 
 def test_cli_says_what_a_preset_short_budget_chose(capsys):
@@ -346,7 +385,9 @@ def test_a_timer_also_scales_a_presets_short_budget():
     assert make_config(preset="cgan-mnist", overrides=overrides,
                        step_rate=rate(REFERENCE_STEP_RATE * 5)).sized_for_budget == {}      # 300 s there
     assert make_config(preset="cgan-mnist", overrides={**overrides, "train.time_budget": 400},
-                       step_rate=rate(REFERENCE_STEP_RATE / 2)).sized_for_budget == CGAN_SHORT  # 200 s there
+                       step_rate=rate(REFERENCE_STEP_RATE / 2)).sized_for_budget == CGAN_MEDIUM  # 200 s there
+    assert make_config(preset="cgan-mnist", overrides={**overrides, "train.time_budget": 150},
+                       step_rate=rate(REFERENCE_STEP_RATE / 2)).sized_for_budget == CGAN_SHORT  # 75 s there
 
 
 @pytest.mark.parametrize("overrides, preset", [

@@ -34,10 +34,13 @@ BUDGET_STEPS = 10**12
 # it (_sized_for_budget): better on every count at 60 s than the full-size networks, and on FID
 # and recall than the long recipe.
 LONG_BUDGET_S = 90.0
-# Below PRESET_SHORT_BUDGET_S, as the limit: a preset's own `short_budget` section. The
-# conditional preset's full-size networks trailed its sized ones badly at 140-175 s (recall
-# 0.57 against 0.70), so a preset keeps the bound the architecture's rule had before.
-PRESET_SHORT_BUDGET_S = 250.0
+# Below PRESET_FULL_BUDGET_S, as the limit, a preset's own budget sections apply: its
+# `short_budget` below LONG_BUDGET_S, its `medium_budget` from there on. The conditional
+# preset's full-size networks (widths 64, Adam 2e-4) trailed its sized ones badly at 140-175 s
+# (recall 0.57 against 0.70), where widths 48 at Adam 4e-4 and R1 at gamma 0.5 (its medium
+# section) led the sized ones on precision and CAS on both sets; at 300 s of the reference
+# machine the full-size networks are what was measured best.
+PRESET_FULL_BUDGET_S = 250.0
 # The reference step (the default DCGAN: 32 px, one channel, widths 64, batch 64, bf16) ran at
 # about this many steps per second on that machine as `bench.reference_step_rate` times it
 # (estimated: 4,792 steps in a 300 s full-size run there; 2,725 here on an AMD EPYC, whose timer
@@ -64,10 +67,10 @@ def make_config(config: Config | dict | str | Path | None = None, *, preset: str
     A budget below LONG_BUDGET_S (as the limit) also sizes the networks: the
     architecture's `short_budget` settings and the data set's native resolution, each only
     where no layer gives the key; from LONG_BUDGET_S on, its `long_budget` settings. A preset
-    is a recipe and is not sized by these rules; one with a `short_budget` section says itself
-    what it becomes under a budget below PRESET_SHORT_BUDGET_S (its keys
-    replace the preset's own, except those `config` or `overrides` give; `data.resolution:
-    native` is the data set's native size). What changed is in `config.sized_for_budget` (a
+    is a recipe and is not sized by these rules; its own budget sections say what it becomes:
+    `short_budget` below LONG_BUDGET_S and `medium_budget` from there to PRESET_FULL_BUDGET_S
+    (their keys replace the preset's own, except those `config` or `overrides` give;
+    `data.resolution: native` is the data set's native size). What changed is in `config.sized_for_budget` (a
     flat dict, empty if nothing; not saved: the run's config.yaml holds the values themselves),
     and `config.budget_is_short` says whether they were a short budget's.
 
@@ -87,13 +90,13 @@ def make_config(config: Config | dict | str | Path | None = None, *, preset: str
             a budget rule applies.
     """
     raw: dict = dict(base or {})
-    preset_short: dict = {}
+    preset_sections: dict = {}
     if preset is not None:
         if resume is not None:
             raise ConfigError("a preset starts a run; a resumed run keeps its own config (drop --preset)")
-        from .presets import load_preset, short_budget
+        from .presets import budget_sections, load_preset
         recipe = load_preset(preset)
-        preset_short = short_budget(preset, recipe.pop("short_budget", None))
+        preset_sections = budget_sections(preset, recipe)
         raw = cfg.merge(raw, recipe)
     if resume is not None:
         path = Path(resume) / rundir.CONFIG
@@ -101,7 +104,7 @@ def make_config(config: Config | dict | str | Path | None = None, *, preset: str
             raise CheckpointError(f"cannot resume {str(resume)!r}: it has no {rundir.CONFIG} "
                                   f"(is it a ganforge run directory?)")
         raw = cfg.load_yaml(path)
-    user: dict = {}  # the layers above a preset: what a preset's short budget must not replace
+    user: dict = {}  # the layers above a preset: what a preset's budget section must not replace
     if isinstance(config, Config):
         user = config.to_dict()
     elif isinstance(config, dict):
@@ -121,13 +124,13 @@ def make_config(config: Config | dict | str | Path | None = None, *, preset: str
     steps_given = "steps" in user_train or "steps" in task.get("train", {})  # a task is a recipe
     raw = cfg.merge(task, raw)
     scale = 1.0
-    if step_rate is not None and _rules_apply(raw, user, steps_given, preset, preset_short):
+    if step_rate is not None and _rules_apply(raw, user, steps_given, preset, preset_sections):
         full_size = cfg.from_dict(_objective_train_defaults(_model_defaults(_default_objective(raw))))
         scale = step_rate(full_size) / REFERENCE_STEP_RATE
     if preset is None:
         sized = {} if steps_given else _sized_for_budget(raw, scale)
-    else:  # a preset is a recipe: only its own short-budget section sizes it
-        sized = _preset_short_budget(raw, user, preset_short, scale)
+    else:  # a preset is a recipe: only its own budget sections size it
+        sized = _preset_budget(raw, user, preset_sections, scale)
     for key, value in sized.items():
         raw = cfg.set_key(raw, key, value)
     raw = _objective_train_defaults(_model_defaults(_default_objective(raw)))
@@ -136,7 +139,7 @@ def make_config(config: Config | dict | str | Path | None = None, *, preset: str
         _budget_is_the_limit(resolved, "lr_schedule" in user_train)
     check_config(resolved)
     resolved.sized_for_budget = sized
-    resolved.budget_is_short = bool(sized) and (preset is not None or _time_budget(raw) * scale < LONG_BUDGET_S)
+    resolved.budget_is_short = bool(sized) and _is_short(raw, scale)
     resolved.budget_scale = scale
     # Write every option out, so a run keeps its settings even if defaults change later.
     resolved.model.args = dataclasses.asdict(model_args(resolved.model))
@@ -162,15 +165,15 @@ def _budget_is_the_limit(config: Config, schedule_given: bool) -> None:
     train.steps = BUDGET_STEPS
 
 
-def _rules_apply(raw: dict, user: dict, steps_given: bool, preset: str | None, preset_short: dict) -> bool:
+def _rules_apply(raw: dict, user: dict, steps_given: bool, preset: str | None, preset_sections: dict) -> bool:
     """Whether a budget rule could change `raw`: a time budget as the limit, and an
-    architecture with rules (no preset) or a preset with a short-budget section (whose own
-    steps stay a guard; only the user's steps make the budget one)."""
+    architecture with rules (no preset) or a preset with a budget section (whose own steps
+    stay a guard; only the user's steps make the budget one)."""
     if _time_budget(raw) is None:
         return False
     if preset is not None:
         user_train = user.get("train") if isinstance(user.get("train"), dict) else {}
-        return bool(preset_short) and "steps" not in user_train
+        return any(preset_sections.values()) and "steps" not in user_train
     if steps_given:
         return False
     arch = _architecture(raw)
@@ -197,14 +200,10 @@ def _sized_for_budget(raw: dict, scale: float = 1.0) -> dict:
     Adam 4e-4 and lazy R1; README, "Sized for the budget"), objective keys only while the
     family's objective and that loss train it.
     The budget counts as budget x `scale` seconds of the reference machine."""
-    budget = _time_budget(raw)
-    if budget is None:
-        return {}
-    budget *= scale
     arch = _architecture(raw)
-    if arch is None:
+    if _time_budget(raw) is None or arch is None:
         return {}
-    if budget >= LONG_BUDGET_S:
+    if not _is_short(raw, scale):
         return _long_budget(raw, arch)
     if not arch.short_budget:
         return {}
@@ -224,6 +223,12 @@ def _time_budget(raw: dict) -> float | None:
     return budget
 
 
+def _is_short(raw: dict, scale: float) -> bool:
+    """Whether the time budget counts as short: below LONG_BUDGET_S of the reference machine."""
+    budget = _time_budget(raw)
+    return budget is not None and budget * scale < LONG_BUDGET_S
+
+
 def _native_resolution(raw: dict, arch) -> int | None:
     """The data set's native size (MNIST's 28 px) where `arch` makes it and one domain is
     trained; None otherwise (folders, two domains, digits' 8 px for the DCGAN)."""
@@ -234,13 +239,17 @@ def _native_resolution(raw: dict, arch) -> int | None:
     return native
 
 
-def _preset_short_budget(raw: dict, user: dict, section: dict, scale: float = 1.0) -> dict:
-    """A preset's `short_budget` keys that `user` (config and overrides) leaves open, when the
-    time budget is below PRESET_SHORT_BUDGET_S and the user gave no train.steps (the preset's own
-    steps then stay as a guard the budget reaches first)."""
+def _preset_budget(raw: dict, user: dict, sections: dict, scale: float = 1.0) -> dict:
+    """The keys of a preset's budget section for the budget (`short_budget` below LONG_BUDGET_S,
+    `medium_budget` from there to PRESET_FULL_BUDGET_S) that `user` (config and overrides) leaves
+    open, when the user gave no train.steps (the preset's own steps then stay as a guard the
+    budget reaches first)."""
     budget = _time_budget(raw)
     user_train = user.get("train") if isinstance(user.get("train"), dict) else {}
-    if not section or budget is None or budget * scale >= PRESET_SHORT_BUDGET_S or "steps" in user_train:
+    if budget is None or budget * scale >= PRESET_FULL_BUDGET_S or "steps" in user_train:
+        return {}
+    section = sections.get("short_budget" if _is_short(raw, scale) else "medium_budget")
+    if not section:
         return {}
     sized = _open_keys(user, section)
     if sized.get("data.resolution") == "native":

@@ -1,7 +1,8 @@
 """Named presets: YAML configs (partial: only what differs from the defaults) carrying the
 published hyper-parameters of a model on a data set. The first line, a comment, says what
-the preset is; `ganforge presets` lists them. A preset may carry a `short_budget` section:
-what the recipe becomes when a short time budget is the limit (below resolve.PRESET_SHORT_BUDGET_S)."""
+the preset is; `ganforge presets` lists them. A preset may carry budget sections: what the
+recipe becomes when a time budget is the limit, `short_budget` below resolve.LONG_BUDGET_S and
+`medium_budget` from there to resolve.PRESET_FULL_BUDGET_S (from which it trains as written)."""
 from __future__ import annotations
 
 from importlib import resources
@@ -46,12 +47,20 @@ def preset_text(name: str) -> str:
     return files[name].read_text()
 
 
-def short_budget(name: str, section) -> dict:
-    """A preset's `short_budget` section, checked to be config sections ({} when absent); its
-    keys are checked like any other when the config is resolved."""
-    if section is None:
-        return {}
-    if not isinstance(section, dict) or not all(isinstance(v, dict) for v in section.values()):
-        raise ConfigError(f"preset {name!r}: short_budget must map config sections to keys, "
-                          f"e.g. {{model: {{g_width: 32}}}}")
-    return section
+BUDGET_SECTIONS = ("short_budget", "medium_budget")
+
+
+def budget_sections(name: str, recipe: dict) -> dict:
+    """Take a preset's budget sections out of `recipe` (its config sections stay), each checked
+    to map config sections to keys ({} when absent); their keys are checked like any other when
+    the config is resolved."""
+    sections = {}
+    for key in BUDGET_SECTIONS:
+        section = recipe.pop(key, None)
+        if section is None:
+            section = {}
+        if not isinstance(section, dict) or not all(isinstance(v, dict) for v in section.values()):
+            raise ConfigError(f"preset {name!r}: {key} must map config sections to keys, "
+                              f"e.g. {{model: {{g_width: 32}}}}")
+        sections[key] = section
+    return sections
