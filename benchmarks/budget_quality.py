@@ -18,7 +18,9 @@ Recipes (each the command a user types, plus --time-budget S --seed K --out ...)
 - conditional: `ganforge train --preset cgan-mnist --dataset SET --time-budget S` (since
   2026-12-03 the dcgan-mnist networks with lazy R1, mode seeking and a class head at 32 px; its
   cells before that are the 28-pixel DiffAugment recipe; since 2026-12-04 its own short_budget
-  section gives it the sized networks under a short budget, R1 kept);
+  section gives it the sized networks under a short budget, R1 kept, and since the sixth
+  session of that day its medium_budget section widths 48, Adam 4e-4 and R1 at gamma 0.5 from
+  90 to 250 s of the reference machine);
 - r1: `ganforge train --preset dcgan-mnist --dataset SET --time-budget S` (the default's networks
   with lazy R1);
 - sized: the default's short-budget recipe at any budget (28 px, widths 32, Adam 4e-4, with
