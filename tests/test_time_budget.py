@@ -230,7 +230,8 @@ def test_a_preset_is_a_recipe_under_a_long_budget():
 # sections): the conditional preset's 32-px, width-64 R1 networks made 700 steps in 60 s and
 # collapsed, and trailed the sized ones at 140-175 s, where widths 48 led them on CAS.
 
-CGAN_SHORT = {"data.resolution": 28, "model.g_width": 32, "model.d_width": 32, "train.lr": 4e-4}
+CGAN_SHORT = {"data.resolution": 28, "model.g_width": 32, "model.d_width": 32, "train.lr": 4e-4,
+              "objective.r1_gamma": 0.5}
 CGAN_MEDIUM = {"model.g_width": 48, "model.d_width": 48, "train.lr": 4e-4, "objective.r1_gamma": 0.5}
 
 
@@ -240,7 +241,8 @@ def test_a_preset_with_a_short_budget_section_is_sized_by_it():
     assert (config.data.resolution, config.model.args["g_width"], config.model.args["d_width"]) == (28, 32, 32)
     # the rest of the recipe stays: conditional, R1, its class head, mode seeking, the preset's steps
     plain = make_config(preset="cgan-mnist")
-    assert config.train.lr == 4e-4 and config.objective.args["r1_gamma"] == plain.objective.args["r1_gamma"] == 1.0
+    assert config.train.lr == 4e-4 and config.objective.args["r1_gamma"] == 0.5  # R1 kept, lighter
+    assert config.objective.args["r1_every"] == plain.objective.args["r1_every"] == 4
     assert config.model.conditional and config.objective.args["aux_weight"] == plain.objective.args["aux_weight"]
     assert config.objective.args["mode_seeking"] == plain.objective.args["mode_seeking"]
     assert config.train.steps == plain.train.steps
