@@ -70,9 +70,10 @@ def make_config(config: Config | dict | str | Path | None = None, *, preset: str
     is a recipe and is not sized by these rules; its own budget sections say what it becomes:
     `short_budget` below LONG_BUDGET_S and `medium_budget` from there to PRESET_FULL_BUDGET_S
     (their keys replace the preset's own, except those `config` or `overrides` give;
-    `data.resolution: native` is the data set's native size). What changed is in `config.sized_for_budget` (a
-    flat dict, empty if nothing; not saved: the run's config.yaml holds the values themselves),
-    and `config.budget_is_short` says whether they were a short budget's.
+    `data.resolution: native` is the data set's native size). What changed is in
+    `config.sized_for_budget` (a flat dict, empty if nothing; not saved: the run's config.yaml
+    holds the values themselves), and `config.budget_is_short` says whether they were a short
+    budget's.
 
     The rules' seconds are the reference machine's (REFERENCE_STEP_RATE). With `step_rate` (a
     function timing the rules' reference step on this machine with a config's device and
