@@ -418,6 +418,60 @@ def test_topk_options_out_of_range_are_config_errors(key, value):
         GANArgs(**{key: value}).check()
 
 
+# --------------------------------------------------------------------------- consistency (bCR)
+
+def test_consistency_term_is_the_mean_squared_change_of_d_under_the_ops():
+    networks = nets()
+    networks["D"].eval()  # batch-norm statistics fixed: D scores each image alone
+    objective = GANObjective(GANArgs(cr_weight=10.0), networks)
+    images = real_batch(16).images
+    logits = networks["D"](images)
+    torch.manual_seed(3)
+    value = objective._consistency(images, None, logits)
+    torch.manual_seed(3)
+    moved = gan_module.augment(images, "translation", 1.0)
+    assert not torch.equal(moved, images)
+    expected = (networks["D"](moved) - logits).pow(2).mean()
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert value.item() > 0
+
+
+def test_consistency_adds_its_weighted_term_to_d_loss_only():
+    networks = nets()
+    networks["D"].eval()
+    plain, consistent = (GANObjective(GANArgs(cr_weight=w), networks) for w in (0.0, 4.0))
+    torch.manual_seed(0)
+    base, _ = plain.loss("D", real_batch(16))
+    torch.manual_seed(0)
+    total, logged = consistent.loss("D", real_batch(16))
+    assert logged["cr"].item() > 0
+    assert total.item() == pytest.approx(base.item() + 4.0 * logged["cr"].item(), rel=1e-5)
+    _, g_logged = consistent.loss("G", real_batch(16))
+    assert "cr" not in g_logged
+
+
+def test_consistency_trains_logs_and_resumes_exactly(tmp_path):
+    options = {"objective.cr_weight": 10.0}
+    straight = ganforge.train(overrides=tiny(tmp_path, "straight", 6, **options))
+    ganforge.train(overrides=tiny(tmp_path, "split", 3, **options))
+    resumed = ganforge.train(resume=tmp_path / "split", overrides={"train.steps": 6})
+    a, _ = last(straight.dir)
+    b, _ = last(resumed.dir)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert all(r["cr"] > 0 for r in metrics(straight.dir) if "cr" in r)
+    assert any("cr" in r for r in metrics(straight.dir))
+
+
+@pytest.mark.parametrize("args, message", [({"cr_weight": -1.0}, "objective.cr_weight"),
+                                           ({"cr_weight": 1.0, "cr_augment": ""}, "objective.cr_augment"),
+                                           ({"cr_weight": 1.0, "cr_augment": "shear"}, "objective.cr_augment: unknown augmentation 'shear'"),
+                                           ({"augment": "shaer"}, "objective.augment: unknown augmentation 'shaer'")])
+def test_consistency_options_out_of_range_are_config_errors(args, message):
+    with pytest.raises(ConfigError, match=message):
+        GANArgs(**args).check()
+
+
 # --------------------------------------------------------------------------- d_steps
 
 def test_d_steps_runs_the_d_phase_twice_per_step(tmp_path, monkeypatch):

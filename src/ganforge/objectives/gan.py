@@ -57,11 +57,14 @@ class GANArgs:
     topk: float = 1.0                  # share of each batch's fakes G learns from: those D rates most
                                        # real (top-k training, Sinha et al. 2020); 1: all of them
     topk_steps: int = 2000             # G steps over which that share falls linearly from 1 to topk
+    cr_weight: float = 0.0             # balanced consistency regularisation (bCR, Zhao et al. 2020):
+                                       # + weight * |D(x) - D(T(x))|^2 on reals and fakes (0: off)
+    cr_augment: str = "translation"    # T: the ops of that term (each applied with probability 1)
 
     def check(self):
         loss = GAN_LOSSES.get(self.loss)
         require_at_least_one("objective", self, ("d_steps", "r1_every", "ada_speed"))
-        for key in ("gp_weight", "r1_gamma", "acgan_weight", "aux_weight", "drift", "mode_seeking"):
+        for key in ("gp_weight", "r1_gamma", "acgan_weight", "aux_weight", "drift", "mode_seeking", "cr_weight"):
             value = getattr(self, key)
             if value is not None and value < 0:
                 raise ConfigError(f"objective.{key}={value}: must be >= 0")
@@ -77,8 +80,14 @@ class GANArgs:
             raise ConfigError(f"objective.augment_p={self.augment_p}: must be in [0, 1]")
         if not 0 < self.ada_target < 1:
             raise ConfigError(f"objective.ada_target={self.ada_target}: must be in (0, 1)")
-        if self.augment:
-            parse_policy(self.augment)
+        for key in ("augment", "cr_augment"):
+            try:
+                parse_policy(getattr(self, key))
+            except ConfigError as error:
+                raise ConfigError(f"objective.{key}: {error}") from None
+        if self.cr_weight and not parse_policy(self.cr_augment):
+            raise ConfigError("objective.cr_augment is empty: consistency regularisation needs at least "
+                              "one op (e.g. translation) to be consistent under")
         if self.ada and loss.threshold is None:
             raise ConfigError(f"objective.ada does not work with objective.loss={self.loss!r}: ADA reads "
                               f"the sign of D's verdict on reals, and a critic's scores have no fixed "
@@ -192,6 +201,14 @@ class GANObjective(Objective):
             return self.D(images, labels), None
         return self.D(images, None if self.args.acgan_weight else labels, with_classes=True)
 
+    def _consistency(self, images: torch.Tensor, labels: torch.Tensor | None,
+                     logits: torch.Tensor) -> torch.Tensor:
+        """bCR's term for one side: the mean squared change of D's logits when the images go
+        through `cr_augment` (D should judge a shifted image as it judges the image)."""
+        moved, _ = self._D(augment(images, self.args.cr_augment, 1.0,
+                                   shard=(distributed.rank(), distributed.world_size())), labels)
+        return (moved.float() - logits.float()).pow(2).mean()
+
     def _fakes(self, n: int, device) -> tuple[torch.Tensor, torch.Tensor | None]:
         labels = distributed.global_randint(self.classes, n, device) if self.classes else None
         if labels is not None and self.mode_seeking:
@@ -244,6 +261,11 @@ class GANObjective(Objective):
         values = {}
         if self.args.drift:
             loss = loss + self.args.drift * real.float().pow(2).mean()
+        if self.args.cr_weight:
+            penalty = self._consistency(batch.images, real_labels, real) + \
+                self._consistency(self._fake.detach(), self._fake_labels, fake)
+            loss = loss + self.args.cr_weight * penalty
+            values["cr"] = penalty.detach()
         if self.gp_weight:
             labels = None if self.args.acgan_weight else real_labels
             penalty = gradient_penalty(self.D, batch.images, self._fake, labels)
