@@ -112,3 +112,4 @@ def test_the_reference_recipe_stays_the_plain_loop_at_every_budget(bench, budget
     config = yaml.safe_load(captured.out)
     assert "--time-budget" not in captured.err and config["objective"]["r1_gamma"] == 0.0
     assert (config["data"]["resolution"], config["model"]["g_width"], config["train"]["ema_decay"]) == (28, 48, 0)
+    assert (config["train"]["beta1"], config["train"]["beta2"]) == (0.5, 0.999)    # DCGAN's Adam

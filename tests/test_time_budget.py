@@ -97,17 +97,17 @@ def test_cli_training_stops_when_the_budget_is_spent(tmp_path, capsys):
 
 
 # A budget below LONG_BUDGET_S (as the limit) sizes the networks for it.
+SHORT = {"model.g_width": 32, "model.d_width": 32, "train.lr": 4e-4, "train.beta1": 0.0, "train.beta2": 0.99}
 
 def test_a_short_budget_sizes_the_dcgan_and_trains_at_the_native_resolution():
     config = make_config(overrides={"train.time_budget": 60, "data.name": "fashion-mnist"})
-    assert config.sized_for_budget == {"model.g_width": 32, "model.d_width": 32, "train.lr": 4e-4,
-                                       "data.resolution": 28}
+    assert config.sized_for_budget == {**SHORT, "data.resolution": 28}
     assert (config.model.args["g_width"], config.model.args["d_width"]) == (32, 32)
     assert (config.train.lr, config.data.resolution, config.train.steps) == (4e-4, 28, BUDGET_STEPS)
+    assert (config.train.beta1, config.train.beta2) == (0.0, 0.99)
     for budget in (60, 89):  # up to the long budget's bound
         config = make_config(overrides={"train.time_budget": budget, "data.name": "mnist"})
-        assert config.sized_for_budget == {"model.g_width": 32, "model.d_width": 32, "train.lr": 4e-4,
-                                           "data.resolution": 28}
+        assert config.sized_for_budget == {**SHORT, "data.resolution": 28}
         assert config.objective.args["r1_gamma"] == 0.0
 
 
@@ -128,7 +128,7 @@ def test_keys_given_in_any_layer_are_not_sized(layer, tmp_path):
         path.write_text(yaml.safe_dump({"data": {"name": "mnist", "resolution": 32}, "model": {"g_width": 64},
                                         "train": {"lr": 2e-4, "time_budget": 60}}))
         config = make_config(path)
-    assert config.sized_for_budget == {"model.d_width": 32}
+    assert config.sized_for_budget == {"model.d_width": 32, "train.beta1": 0.0, "train.beta2": 0.99}
     assert (config.data.resolution, config.model.args["g_width"], config.train.lr) == (32, 64, 2e-4)
 
 
@@ -173,16 +173,16 @@ def test_cli_says_what_a_budget_chose(capsys):
     assert main(["train", "--dataset", "mnist", "--time-budget", "300", "--dry-run"]) == 0
     captured = capsys.readouterr()
     assert ("--time-budget 300 s recipe (model.g_width=48, model.d_width=48, train.lr=0.0004, "
-            "objective.r1_gamma=0.5, objective.r1_every=4)") in captured.err
+            "train.beta1=0, train.beta2=0.99, objective.r1_gamma=0.5, objective.r1_every=4)") in captured.err
     printed = yaml.safe_load(captured.out)
     assert "short" not in captured.err and printed["objective"]["r1_gamma"] == 0.5
     assert printed["model"]["g_width"] == printed["model"]["d_width"] == 48
 
 
 # A long budget (LONG_BUDGET_S or more, as the limit) trains the DCGAN at widths 48 with Adam
-# 4e-4 and lazy R1 at gamma 0.5; below it the networks are sized (above).
-LONG = {"model.g_width": 48, "model.d_width": 48, "train.lr": 4e-4, "objective.r1_gamma": 0.5,
-        "objective.r1_every": 4}
+# 4e-4 at betas (0, 0.99) and lazy R1 at gamma 0.5; below it the networks are sized (above).
+LONG = {"model.g_width": 48, "model.d_width": 48, "train.lr": 4e-4, "train.beta1": 0.0,
+        "train.beta2": 0.99, "objective.r1_gamma": 0.5, "objective.r1_every": 4}
 
 
 def test_a_long_budget_adds_lazy_r1_widths_48_and_adam_4e_4_to_the_dcgan():
@@ -193,12 +193,17 @@ def test_a_long_budget_adds_lazy_r1_widths_48_and_adam_4e_4_to_the_dcgan():
         assert (config.objective.args["r1_gamma"], config.objective.args["r1_every"]) == (0.5, 4)
         assert (config.model.args["g_width"], config.model.args["d_width"]) == (48, 48)
         assert (config.data.resolution, config.train.lr) == (32, 4e-4)
+        assert (config.train.beta1, config.train.beta2) == (0.0, 0.99)
     conditional = make_config(overrides={"train.time_budget": 300, "model.conditional": True})
     assert conditional.objective.args["r1_gamma"] == 0.5
     assert make_config(overrides={"train.time_budget": 89, "data.name": "mnist"}).objective.args["r1_gamma"] == 0.0
 
 
-WIDTHS = {"model.g_width": 48, "model.d_width": 48, "train.lr": 4e-4}
+WIDTHS = {key: value for key, value in LONG.items() if not key.startswith("objective.")}
+
+
+def _without(*keys: str) -> dict:
+    return {key: value for key, value in LONG.items() if key not in keys}
 
 
 @pytest.mark.parametrize("overrides, sized", [
@@ -206,10 +211,9 @@ WIDTHS = {"model.g_width": 48, "model.d_width": 48, "train.lr": 4e-4}
     ({"objective.r1_every": 2}, WIDTHS),
     ({"objective.loss": "hinge"}, WIDTHS),  # another loss than the one R1 was measured with
     ({"objective.loss": "wgan"}, WIDTHS),   # weight clipping cannot take R1
-    ({"model.g_width": 64}, {"model.d_width": 48, "train.lr": 4e-4, "objective.r1_gamma": 0.5,
-                             "objective.r1_every": 4}),
-    ({"train.lr": 2e-4}, {"model.g_width": 48, "model.d_width": 48, "objective.r1_gamma": 0.5,
-                          "objective.r1_every": 4}),
+    ({"model.g_width": 64}, _without("model.g_width")),
+    ({"train.lr": 2e-4}, _without("train.lr")),
+    ({"train.beta1": 0.5}, _without("train.beta1")),   # each Adam key on its own, as the lr
     ({"train.steps": 4000}, {}),            # steps given: the budget is a guard
     ({"model.name": "resnet"}, {}),         # no long-budget settings for this family
 ])
@@ -292,6 +296,7 @@ def test_the_r1_preset_between_the_bounds_is_the_default_long_recipe():
     preset, default = make_config(preset="dcgan-mnist", overrides=band), make_config(overrides=band)
     assert preset.model.args == default.model.args and preset.objective.args == default.objective.args
     assert (preset.data.resolution, preset.train.lr) == (default.data.resolution, default.train.lr) == (32, 4e-4)
+    assert (preset.train.beta1, preset.train.beta2) == (default.train.beta1, default.train.beta2) == (0.0, 0.99)
 
 
 def test_a_config_file_above_a_preset_keeps_its_keys(tmp_path):
@@ -412,7 +417,8 @@ def test_cli_says_what_the_budget_counts_as_here(monkeypatch, capsys):
     assert "the machine the rules were measured on: it counts as 75 s) is short" in captured.err
     assert yaml.safe_load(captured.out)["model"]["g_width"] == 32
     assert main(["train", "--dataset", "mnist", "--time-budget", "300", "--dry-run", "--set", "model.g_width=64",
-                 "--set", "model.d_width=64", "--lr", "2e-4", "--resolution", "32"]) == 0
+                 "--set", "model.d_width=64", "--lr", "2e-4", "--resolution", "32",
+                 "--set", "train.beta1=0.5", "--set", "train.beta2=0.999"]) == 0
     assert "counts as 75 s): no change to the recipe" in capsys.readouterr().err   # every key given
     # Under torchrun every process would time its own rate: the reference's seconds are used.
     monkeypatch.setenv("WORLD_SIZE", "2")

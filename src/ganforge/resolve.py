@@ -27,7 +27,7 @@ BUDGET_STEPS = 10**12
 # 120-300 s of a machine about half as fast (57-175 s there); a bound lies between measured
 # budgets, and one near it may land on either side (the timing's spread is about a tenth).
 # At least LONG_BUDGET_S, as the limit: the architecture's `long_budget` settings (the DCGAN's
-# widths 48, Adam 4e-4 and lazy R1 at gamma 0.5: at 84-175 s ahead of the sized networks on
+# widths 48, Adam 4e-4 at betas (0, 0.99) and lazy R1 at gamma 0.5: at 84-175 s ahead of the sized networks on
 # FID, precision and coverage on Fashion-MNIST, recall 0.02-0.07 behind, and on every column on
 # MNIST; ahead of the plain reference loop there, where the sized networks trailed its
 # precision at 84-103 s). Shorter, as the limit: its `short_budget` settings, networks sized for
