@@ -102,10 +102,11 @@ build = gan_pair(Generator, Discriminator)
 # Under a budget below LONG_BUDGET_S (README "Sized for the budget"): widths 32 and Adam 4e-4
 # make about 4x the steps of the full-size 32-px, widths-64 networks; better at 60 s, and
 # the best recall on Fashion-MNIST up to 175 s (at about 60 s also the best FID; the long
-# recipe makes a quarter of their steps). Adam's betas (0, 0.99) there too: at about 60 s of the
-# reference machine precision +0.01 on both sets and better FID (README "Adam's betas in the
-# budget recipes").
-SHORT_BUDGET = {"model": {"g_width": 32, "d_width": 32}, "train": {"lr": 4e-4, "beta1": 0.0, "beta2": 0.99}}
+# recipe makes a quarter of their steps). Both budget recipes train Adam at BUDGET_BETAS,
+# StyleGAN2's (0, 0.99) instead of DCGAN's (0.5, 0.999): at about 60 s of the reference machine
+# precision +0.01 on both sets and better FID (README "Adam's betas in the budget recipes").
+BUDGET_BETAS = {"beta1": 0.0, "beta2": 0.99}
+SHORT_BUDGET = {"model": {"g_width": 32, "d_width": 32}, "train": {"lr": 4e-4, **BUDGET_BETAS}}
 # From LONG_BUDGET_S on (measured at 300 s, and at 84-175 s against SHORT_BUDGET): widths 48
 # (about 1.3x the steps of widths 64; at 300 s on Fashion-MNIST FID 1.80 -> 1.67, precision
 # 0.847 -> 0.854, recall 0.757 -> 0.770), Adam 4e-4 (against 2e-4 at the same seconds, better
@@ -116,11 +117,11 @@ SHORT_BUDGET = {"model": {"g_width": 32, "d_width": 32}, "train": {"lr": 4e-4, "
 # 0.78 and 0.81 -> 0.83 at level precision, ahead of the plain reference loop on every column
 # (README "A lighter R1 in the long recipe"). Against SHORT_BUDGET at 84-175 s: better FID,
 # precision and coverage on both sets and recall on MNIST, Fashion-MNIST recall 0.02-0.07 behind
-# (README "The long recipe from 90 s"). Adam's betas (0, 0.99), StyleGAN2's, instead of DCGAN's
-# (0.5, 0.999): at 300 s on a 2-core EPYC (150-170 s of the reference machine) Fashion-MNIST FID
-# 1.81 -> 1.11, recall 0.78 -> 0.81, coverage 0.59 -> 0.63 at level precision; MNIST FID 1.26 ->
-# 0.92 (README "Adam's betas in the budget recipes").
-LONG_BUDGET = {"model": {"g_width": 48, "d_width": 48}, "train": {"lr": 4e-4, "beta1": 0.0, "beta2": 0.99},
+# (README "The long recipe from 90 s"). BUDGET_BETAS: at 300 s on a 2-core EPYC (140-175 s of the
+# reference machine, three seeds) Fashion-MNIST FID 1.81 -> 1.11, recall 0.78 -> 0.81, coverage
+# 0.59 -> 0.63 at level precision; MNIST FID 1.26 -> 0.91 (README "Adam's betas in the budget
+# recipes").
+LONG_BUDGET = {"model": {"g_width": 48, "d_width": 48}, "train": {"lr": 4e-4, **BUDGET_BETAS},
                "objective": {"loss": "ns", "r1_gamma": 0.5, "r1_every": 4}}
 
 MODELS.register("dcgan")(Architecture(DCGANArgs, build, RESOLUTIONS, short_budget=SHORT_BUDGET,

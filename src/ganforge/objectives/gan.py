@@ -80,12 +80,13 @@ class GANArgs:
             raise ConfigError(f"objective.augment_p={self.augment_p}: must be in [0, 1]")
         if not 0 < self.ada_target < 1:
             raise ConfigError(f"objective.ada_target={self.ada_target}: must be in (0, 1)")
+        policies = {}
         for key in ("augment", "cr_augment"):
             try:
-                parse_policy(getattr(self, key))
+                policies[key] = parse_policy(getattr(self, key))
             except ConfigError as error:
                 raise ConfigError(f"objective.{key}: {error}") from None
-        if self.cr_weight and not parse_policy(self.cr_augment):
+        if self.cr_weight and not policies["cr_augment"]:
             raise ConfigError("objective.cr_augment is empty: consistency regularisation needs at least "
                               "one op (e.g. translation) to be consistent under")
         if self.ada and loss.threshold is None:
@@ -190,8 +191,7 @@ class GANObjective(Objective):
         p = self.ada.p if self.ada is not None else self.p
         if not self.policy or p <= 0:
             return images
-        # Under torchrun each rank draws for the global batch and keeps its slice.
-        return augment(images, self.policy, p, shard=(distributed.rank(), distributed.world_size()))
+        return augment(images, self.policy, p, shard=_shard())
 
     def _D(self, images: torch.Tensor, labels: torch.Tensor | None):
         """D's logits on augmented images, and class logits when a class head is on (ACGAN's
@@ -205,8 +205,7 @@ class GANObjective(Objective):
                      logits: torch.Tensor) -> torch.Tensor:
         """bCR's term for one side: the mean squared change of D's logits when the images go
         through `cr_augment` (D should judge a shifted image as it judges the image)."""
-        moved, _ = self._D(augment(images, self.args.cr_augment, 1.0,
-                                   shard=(distributed.rank(), distributed.world_size())), labels)
+        moved, _ = self._D(augment(images, self.args.cr_augment, 1.0, shard=_shard()), labels)
         return (moved.float() - logits.float()).pow(2).mean()
 
     def _fakes(self, n: int, device) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -359,6 +358,12 @@ class GANObjective(Objective):
             self.p = p
             if self.ada is not None and "ada" not in changed:
                 self.ada.load_state_dict({**self.ada.state_dict(), "p": p})
+
+
+def _shard() -> tuple[int, int]:
+    """This process's part of the batch for `augment`: under torchrun each rank draws for the
+    global batch and keeps its slice, so augmentation is the same as in one process."""
+    return distributed.rank(), distributed.world_size()
 
 
 def _over_ranks():
