@@ -448,6 +448,11 @@ def test_consistency_adds_its_weighted_term_to_d_loss_only():
     assert total.item() == pytest.approx(base.item() + 4.0 * logged["cr"].item(), rel=1e-5)
     _, g_logged = consistent.loss("G", real_batch(16))
     assert "cr" not in g_logged
+    # The health controller's regulariser scale weighs it too (relaxed against a flat D).
+    assert consistent.relax() == "regulariser weight x0.5"
+    torch.manual_seed(0)
+    relaxed, logged = consistent.loss("D", real_batch(16))
+    assert relaxed.item() == pytest.approx(base.item() + 2.0 * logged["cr"].item(), rel=1e-5)
 
 
 def test_consistency_trains_logs_and_resumes_exactly(tmp_path):

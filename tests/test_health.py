@@ -32,11 +32,16 @@ def collapse_once(monkeypatch):
     """With FORCED_COLLAPSE, D wins at every log line until the first rollback and never after
     it: one collapse per run. (A collapse rolls back to before its streak, step 0 here, where
     a forced streak would begin again.)"""
+    healthy_after_rollback(monkeypatch, "D_accuracy", 0.0)
+
+
+def healthy_after_rollback(monkeypatch, key: str, value: float) -> None:
+    """Once the monitor has rolled back, every log line's `key` reads `value`."""
     check_log, reset = HealthMonitor.check_log, HealthMonitor.reset
 
     def rigged(self, record, weights_finite, since_step):
-        if getattr(self, "rolled_back", False) and "D_accuracy" in record:
-            record = {**record, "D_accuracy": 0.0}
+        if getattr(self, "rolled_back", False) and key in record:
+            record = {**record, key: value}
         return check_log(self, record, weights_finite, since_step)
 
     def reset_and_remember(self):
@@ -198,10 +203,39 @@ def test_check_eval_good_scores_need_no_action(scores):
     assert monitor().check_eval(scores) is None
 
 
+def test_a_flat_d_is_counted_in_steps_and_resets_above_the_margin():
+    m = monitor(min_d_margin=0.1, flat_d_steps=10)
+    flat, apart = {**GOOD, "D_margin": 0.05}, {**GOOD, "D_margin": 0.4}
+    assert m.check_log({**flat, "step": 5}, True, 0) is None
+    assert m.check_log({**apart, "step": 10}, True, 5) is None  # reset
+    assert m.check_log({**flat, "step": 15}, True, 10) is None  # new streak from step 10
+    assert m.streak_start() == 10
+    record = {k: v for k, v in flat.items() if k != "D_margin"}
+    assert m.check_log({**record, "step": 18}, True, 15) is None  # no margin: left alone
+    action = m.check_log({**flat, "step": 20}, True, 18)
+    assert action.kind == "flat" and action.since == 10
+    assert "D_margin < 0.1" in action.reason and "10 steps" in action.reason
+    assert m.streak_start() is None
+
+
+def test_flat_d_steps_0_turns_the_check_off():
+    m = monitor(min_d_margin=0.1, flat_d_steps=0)
+    assert all(m.check_log({**GOOD, "D_margin": 0.0, "step": s}, True, s - 5) is None
+               for s in range(5, 100, 5))
+
+
+def test_a_healthy_margin_is_no_flat_d():
+    # What healthy runs logged on real data (README "The health controller"): 0.12 and up.
+    m = monitor()
+    assert all(m.check_log({**GOOD, "D_margin": 0.12, "step": s}, True, s - 50) is None
+               for s in range(50, 5000, 50))
+
+
 @pytest.mark.parametrize("key, value", [("health.max_grad_norm", 0), ("health.lr_factor", 1.0),
                                         ("health.lr_factor", 0), ("health.d_win_accuracy", 0),
                                         ("health.d_win_accuracy", 1.5), ("health.d_win_steps", 0),
-                                        ("health.max_rollbacks", -1)])
+                                        ("health.max_rollbacks", -1), ("health.min_d_margin", -0.1),
+                                        ("health.flat_d_steps", -1)])
 def test_bad_health_settings_are_config_errors(tmp_path, key, value):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         ganforge.make_config(overrides={key: value, "out": str(tmp_path / "c")})
@@ -331,6 +365,58 @@ def test_collapse_rolls_back_and_strengthens_the_objective(tmp_path, case, colla
         assert objective["reg_scale"] == 2.0 and objective["policy"] == []
         assert "regulariser" in line["action"]
     assert t.objective.state_dict() == objective
+
+
+# Every log line has D's verdicts alike, so a flat D is declared after 4 steps.
+FORCED_FLAT = {"health.min_d_margin": 1e6, "health.flat_d_steps": 4}
+
+
+@pytest.fixture
+def flat_once(monkeypatch):
+    """With FORCED_FLAT, a flat D until the first rollback and never after it."""
+    healthy_after_rollback(monkeypatch, "D_margin", 1e9)
+
+
+def test_the_gan_objective_logs_d_margin_for_ns_and_hinge_only(tmp_path):
+    run = ganforge.train(overrides=tiny(tmp_path / "ns", 4))
+    for record in metrics(run.dir):  # D_real and D_fake are means in D's precision (bf16 on CPU)
+        scale = max(abs(record["D_real"]), abs(record["D_fake"]))
+        assert record["D_margin"] == pytest.approx(record["D_real"] - record["D_fake"], abs=0.01 * scale + 1e-5)
+    for loss in ("lsgan", "wgan-gp"):  # outputs that close in as G improves; a critic's offset
+        other = ganforge.train(overrides=tiny(tmp_path / loss, 4, **{"objective.loss": loss}))
+        assert not any("D_margin" in record for record in metrics(other.dir))
+    hinge = ganforge.train(overrides=tiny(tmp_path / "hinge", 4, **{"objective.loss": "hinge"}))
+    assert all("D_margin" in record for record in metrics(hinge.dir))
+
+
+@pytest.mark.parametrize("options, relaxed", [({"objective.r1_gamma": 1.0}, True),
+                                              ({"objective.cr_weight": 1.0}, True),
+                                              ({}, False)])
+def test_a_flat_d_rolls_back_and_relaxes_the_regularisers(tmp_path, flat_once, options, relaxed):
+    t = trainer(tmp_path, 6, **{**FORCED_FLAT, "log.checkpoint_every": 3, **options})
+    run = t.run()
+    assert run.step == 6 and run.stop_reason == "steps done"
+    (line,) = health_lines(run.dir)
+    assert line["health"] == "flat" and "D_margin" in line["reason"]
+    assert line["step"] == 0 and line["action"].startswith("rolled back from step 4 to step 0")
+    state = last(run.dir)[1]
+    if relaxed:
+        assert "regulariser weight x0.5" in line["action"]
+        assert state["objective"]["reg_scale"] == 0.5 and state["lr_scale"] == 1.0
+    else:  # nothing to relax: the learning rates are lowered, as after a divergence
+        assert "x0.5 of the configured" in line["action"]
+        assert state["objective"]["reg_scale"] == 1.0 and state["lr_scale"] == 0.5
+    assert state["objective"]["policy"] == []  # a flat D switches no augmentation on
+
+
+def test_the_flat_d_streak_survives_resume(tmp_path):
+    settings = {**FORCED_FLAT, "health.flat_d_steps": 6, "log.checkpoint_every": 2,
+                "objective.r1_gamma": 1.0}
+    straight = ganforge.train(overrides=tiny(tmp_path / "a", 8, **settings))
+    ganforge.train(overrides=tiny(tmp_path / "b", 4, **settings))
+    resumed = ganforge.train(resume=tmp_path / "b" / "r", overrides={"train.steps": 8})
+    steps = lambda run: [(line["step"], line["health"]) for line in health_lines(run.dir)]
+    assert steps(straight) and steps(resumed) == steps(straight)
 
 
 def test_collapse_without_anything_to_raise_lowers_the_learning_rate(tmp_path, monkeypatch, collapse_once):

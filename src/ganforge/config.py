@@ -164,6 +164,8 @@ class HealthConfig:
     lr_factor: float = 0.5           # learning rates are multiplied by this after a divergence
     d_win_accuracy: float = 0.995    # D telling real from fake this well ...
     d_win_steps: int = 2000          # ... at every log line for this many steps counts as collapse
+    min_d_margin: float = 0.075      # D's mean logit on real images above fake by less than this ...
+    flat_d_steps: int = 1000         # ... at every log line for this many steps: a flat D (0: off)
     min_classes_present: float = 0.5  # with --eval-every: share of classes among samples
     min_diversity: float = 0.3       # with --eval-every: diversity_ratio of samples
     diversity_every: int = 500       # steps between per-class diversity probes (0: off)
@@ -176,6 +178,8 @@ class HealthConfig:
         _require(0 < self.lr_factor < 1, "health.lr_factor", self.lr_factor, "must be in (0, 1)")
         _require(0 < self.d_win_accuracy <= 1, "health.d_win_accuracy", self.d_win_accuracy, "must be in (0, 1]")
         _require(self.d_win_steps >= 1, "health.d_win_steps", self.d_win_steps, "must be at least 1")
+        _require(self.min_d_margin >= 0, "health.min_d_margin", self.min_d_margin, "must be >= 0")
+        _require(self.flat_d_steps >= 0, "health.flat_d_steps", self.flat_d_steps, "must be >= 0")
         _require(self.max_rollbacks >= 0, "health.max_rollbacks", self.max_rollbacks, "must be >= 0")
         _require(self.diversity_every >= 0, "health.diversity_every", self.diversity_every, "must be >= 0")
         _require(self.min_class_diversity >= 0, "health.min_class_diversity",

@@ -64,7 +64,9 @@ FAMILIES = [
            "which the health controller calls a collapse); a classifier's on its training batches",
            unit_range=True),
     Family("logits", "D's mean outputs on real and fake images", "mean D output",
-           lambda k: k in ("D_real", "D_fake")),
+           lambda k: k in ("D_real", "D_fake", "D_margin"),
+           "D_margin (real minus fake) below health.min_d_margin for long: a flat D, which the "
+           "health controller relaxes"),
     Family("grad_norms", "Gradient norms", "norm", lambda k: k.startswith("grad_norm_"),
            "mean norm of each network's (unscaled) gradient; above health.max_grad_norm is divergence"),
     Family("lr", "Learning rate", "learning rate", lambda k: k == "lr" or k.startswith("lr_")),

@@ -83,6 +83,11 @@ class Objective:
         done, or None when the objective has nothing to raise."""
         return None
 
+    def relax(self) -> str | None:
+        """Lower what flattens D (regulariser weight) when its verdicts on real and fake images
+        stay alike; returns what was done, or None when the objective has nothing to lower."""
+        return None
+
     # Previews. The default draws fixed latents (GANs, the VAE's decoder); image-to-image
     # objectives override these with fixed inputs drawn from the data.
     def preview_inputs(self, net: nn.Module, n: int, seed: int, draw: Callable[[int], Batch]):

@@ -8,7 +8,9 @@ good checkpoint and lower the learning rates; on mode collapse, or when D wins o
 many log steps in a row, or when the samples of some class stay alike (a low per-class
 diversity at several probes in a row: a conditional model drawing one shirt per class), to
 roll back and strengthen the objective's defences (augmentation
-or regulariser weight). A decision that ends a streak says when the streak began
+or regulariser weight). When D's verdicts on real and fake images stay alike for many log
+steps (a flat D, e.g. flattened by too heavy a regulariser: it gives G nothing to follow and
+the samples stop improving), to roll back and relax the objective's regularisers instead. A decision that ends a streak says when the streak began
 (`Action.since`): the loop rolls back to the checkpoint it kept when the streak was first
 seen (`streak_start`), not to one written inside the streak.
 Every decision comes with its reason, for metrics.jsonl.
@@ -32,7 +34,7 @@ MIN_GRAD_SCALE = 2.0 ** -16
 
 @dataclass
 class Action:
-    kind: str        # "divergence" or "collapse"
+    kind: str        # "divergence", "collapse" or "flat" (D tells real from fake no better than chance)
     reason: str
     since: int | None = None  # a streak: the step it began after; None: seen at once
     within_classes: bool = False  # a collapse inside classes (the diversity probe)
@@ -42,6 +44,7 @@ class HealthMonitor:
     def __init__(self, config: HealthConfig):
         self.config = config
         self.d_win_since: int | None = None  # step since which every log line had D winning outright
+        self.flat_since: int | None = None   # ... had D's real and fake verdicts alike (a flat D)
         self.low_diversity_since: int | None = None  # step after which every probe was low ...
         self.low_diversity_probes = 0                # ... and how many probes that was
 
@@ -65,17 +68,33 @@ class HealthMonitor:
         action = self._check_diversity(record.get("class_diversity_min"), since_step)
         if action is not None:
             return action
-        accuracy = record.get("D_accuracy")
-        if accuracy is not None:
-            if accuracy < cfg.d_win_accuracy:
-                self.d_win_since = None
-            elif self.d_win_since is None:
-                self.d_win_since = since_step
-            if self.d_win_since is not None and record["step"] - self.d_win_since >= cfg.d_win_steps:
-                since, self.d_win_since = self.d_win_since, None
-                return Action("collapse", f"D_accuracy >= {cfg.d_win_accuracy:g} at every log "
-                                          f"line for {cfg.d_win_steps} steps (D wins outright)", since)
+        step = record["step"]
+        if self._streak("d_win_since", record.get("D_accuracy"), lambda a: a >= cfg.d_win_accuracy,
+                        since_step, step, cfg.d_win_steps):
+            since, self.d_win_since = self.d_win_since, None
+            return Action("collapse", f"D_accuracy >= {cfg.d_win_accuracy:g} at every log "
+                                      f"line for {cfg.d_win_steps} steps (D wins outright)", since)
+        if cfg.flat_d_steps and self._streak("flat_since", record.get("D_margin"),
+                                             lambda m: m < cfg.min_d_margin,
+                                             since_step, step, cfg.flat_d_steps):
+            since, self.flat_since = self.flat_since, None
+            return Action("flat", f"D_margin < {cfg.min_d_margin:g} at every log line for "
+                                  f"{cfg.flat_d_steps} steps (D's verdicts on real and fake "
+                                  f"images alike: it gives G nothing to follow)", since)
         return None
+
+    def _streak(self, attr: str, value, bad, since_step: int, step: int, length: int) -> bool:
+        """Follow one streak of log lines whose `value` is `bad` (kept in `attr`: the step it
+        began after); True once it is `length` steps long. A line without the value leaves
+        the streak as it is."""
+        if value is None:
+            return False
+        if not bad(value):
+            setattr(self, attr, None)
+        elif getattr(self, attr) is None:
+            setattr(self, attr, since_step)
+        began = getattr(self, attr)
+        return began is not None and step - began >= length
 
     def _check_diversity(self, diversity: float | None, since_step: int) -> Action | None:
         """A probe's worst-class diversity (None: no probe on this log line)."""
@@ -103,20 +122,23 @@ class HealthMonitor:
         collapse."""
         if not self.config.enabled:
             return None
-        starts = [s for s in (self.d_win_since, self.low_diversity_since) if s is not None]
+        starts = [s for s in (self.d_win_since, self.flat_since, self.low_diversity_since) if s is not None]
         return min(starts) if starts else None
 
     def reset(self) -> None:
         """After a rollback, streaks start again."""
-        self.d_win_since, self.low_diversity_since, self.low_diversity_probes = None, None, 0
+        self.d_win_since, self.flat_since = None, None
+        self.low_diversity_since, self.low_diversity_probes = None, 0
 
     def state_dict(self) -> dict:
         """The streaks in progress, so a resumed run decides as an uninterrupted one would."""
-        return {"d_win_since": self.d_win_since, "low_diversity_since": self.low_diversity_since,
+        return {"d_win_since": self.d_win_since, "flat_since": self.flat_since,
+                "low_diversity_since": self.low_diversity_since,
                 "low_diversity_probes": self.low_diversity_probes}
 
     def load_state_dict(self, state: dict) -> None:
         self.d_win_since = state.get("d_win_since")
+        self.flat_since = state.get("flat_since")
         self.low_diversity_since = state.get("low_diversity_since")
         self.low_diversity_probes = state.get("low_diversity_probes", 0)
 

@@ -14,10 +14,10 @@ changed is refused. SIGTERM (what schedulers send before they kill a job) and a 
 Ctrl-C finish the step, write a checkpoint and stop, resumable.
 
 Health rollbacks go back to the last checkpoint; a collapse found by a streak (D winning
-outright for health.d_win_steps) goes back to the checkpoint that was `last` when the
-streak was first seen, which the loop keeps as `rollback` while the streak lasts. The
-objective's defences (augmentation p, regulariser weight) are kept across a rollback and
-then strengthened.
+outright for health.d_win_steps, or a flat D for health.flat_d_steps) goes back to the
+checkpoint that was `last` when the streak was first seen, which the loop keeps as `rollback`
+while the streak lasts. The objective's defences (augmentation p, regulariser weight) are kept
+across a rollback and then strengthened (after a flat D: the regulariser weight relaxed).
 """
 from __future__ import annotations
 
@@ -422,8 +422,12 @@ class Trainer:
         self.objective.load_state_dict(defences)
         self.lr_scale, self.rollbacks = scale, rollbacks
         self.health.reset()
-        done = None if action.kind == "divergence" else \
-            self.objective.strengthen(within_classes=action.within_classes)
+        if action.kind == "divergence":
+            done = None
+        elif action.kind == "flat":
+            done = self.objective.relax()
+        else:
+            done = self.objective.strengthen(within_classes=action.within_classes)
         if done is None:
             self.lr_scale *= self.config.health.lr_factor
             done = f"learning rates x{self.lr_scale:g} of the configured ones"
