@@ -273,7 +273,8 @@ def test_a_collapse_rolls_back_to_a_checkpoint_from_before_the_streak(tmp_path):
     """D wins from step 5 on (its streak begins after step 4); checkpoints every 2 steps. The
     collapse at step 8 must go back to step 4, not to the checkpoint of step 6 inside the streak."""
     t = make(tmp_path, 10, **{"log.checkpoint_every": 2, "health.d_win_accuracy": 0.99,
-                              "health.d_win_steps": 4})
+                              "health.d_win_steps": 4,
+                              "health.flat_d_steps": 0})  # no flat-D streak of the tiny D's
     check_log, points = t.health.check_log, []
 
     def rigged(record, finite, since):

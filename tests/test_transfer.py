@@ -21,7 +21,10 @@ from helpers import error_line
 
 TINY = {"model.g_width": 8, "model.d_width": 8, "data.resolution": 16, "train.batch_size": 8,
         "log.every": 2, "log.sample_every": 100, "log.checkpoint_every": 100, "log.grid_size": 4,
-        "log.progress": False, "log.tensorboard": "no", "train.precision": "fp32"}
+        "log.progress": False, "log.tensorboard": "no", "train.precision": "fp32",
+        # A few steps' D tells little apart: a flat-D streak would keep a rollback checkpoint
+        # beside `last`, which the listings below name.
+        "health.flat_d_steps": 0}
 STYLEGAN = {"model.name": "stylegan", "model.latent_dim": 8, "model.w_dim": 8, "model.mapping_layers": 2,
             "model.g_width": 4, "model.d_width": 4, "model.max_width": 8, "objective.r1_every": 2}
 
