@@ -336,19 +336,25 @@ def test_enabled_health_logs_gradient_norms(tmp_path):
 
 # --------------------------------------------------------------------------- collapse
 
+def one_rollback(tmp_path, forced: dict, options: dict):
+    """A 6-step run whose forced streak ends at step 4 once: (trainer, run, its one health
+    line, the last checkpoint's state). The streak began at the first log line, so the
+    rollback goes back to the checkpoint written before it, step 0."""
+    t = trainer(tmp_path, 6, **{**forced, "log.checkpoint_every": 3, **options})
+    run = t.run()
+    assert run.step == 6 and run.stop_reason == "steps done"
+    (line,) = health_lines(run.dir)
+    assert line["step"] == 0 and line["action"].startswith("rolled back from step 4 to step 0")
+    return t, run, line, last(run.dir)[1]
+
+
 @pytest.mark.parametrize("case", ["plain", "augment", "ada", "r1", "wgan-gp"])
 def test_collapse_rolls_back_and_strengthens_the_objective(tmp_path, case, collapse_once):
     options = {"plain": {}, "augment": {"objective.augment": "translation", "objective.augment_p": 0.3},
                "ada": {"objective.ada": True, "objective.ada_speed": 10 ** 9},
                "r1": {"objective.r1_gamma": 1.0}, "wgan-gp": {"objective.loss": "wgan-gp"}}[case]
-    t = trainer(tmp_path, 6, **{**FORCED_COLLAPSE, "log.checkpoint_every": 3, **options})
-    run = t.run()
-    assert run.step == 6 and run.stop_reason == "steps done"
-    (line,) = health_lines(run.dir)
+    t, run, line, state = one_rollback(tmp_path, FORCED_COLLAPSE, options)
     assert line["health"] == "collapse" and "D_accuracy" in line["reason"]
-    # The streak began at the first log line: back to the checkpoint written before it.
-    assert line["step"] == 0 and line["action"].startswith("rolled back from step 4 to step 0")
-    state = last(run.dir)[1]
     objective = state["objective"]
     assert state["lr_scale"] == 1.0 and state["rollbacks"] == 1  # strengthened instead
     if case == "plain":
@@ -393,13 +399,8 @@ def test_the_gan_objective_logs_d_margin_for_ns_and_hinge_only(tmp_path):
                                               ({"objective.cr_weight": 1.0}, True),
                                               ({}, False)])
 def test_a_flat_d_rolls_back_and_relaxes_the_regularisers(tmp_path, flat_once, options, relaxed):
-    t = trainer(tmp_path, 6, **{**FORCED_FLAT, "log.checkpoint_every": 3, **options})
-    run = t.run()
-    assert run.step == 6 and run.stop_reason == "steps done"
-    (line,) = health_lines(run.dir)
+    _, _, line, state = one_rollback(tmp_path, FORCED_FLAT, options)
     assert line["health"] == "flat" and "D_margin" in line["reason"]
-    assert line["step"] == 0 and line["action"].startswith("rolled back from step 4 to step 0")
-    state = last(run.dir)[1]
     if relaxed:
         assert "regulariser weight x0.5" in line["action"]
         assert state["objective"]["reg_scale"] == 0.5 and state["lr_scale"] == 1.0

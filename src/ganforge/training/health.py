@@ -10,7 +10,8 @@ diversity at several probes in a row: a conditional model drawing one shirt per 
 roll back and strengthen the objective's defences (augmentation
 or regulariser weight). When D's verdicts on real and fake images stay alike for many log
 steps (a flat D, e.g. flattened by too heavy a regulariser: it gives G nothing to follow and
-the samples stop improving), to roll back and relax the objective's regularisers instead. A decision that ends a streak says when the streak began
+the samples stop improving), to roll back and relax the objective's regularisers instead.
+A decision that ends a streak says when the streak began
 (`Action.since`): the loop rolls back to the checkpoint it kept when the streak was first
 seen (`streak_start`), not to one written inside the streak.
 Every decision comes with its reason, for metrics.jsonl.
