@@ -78,3 +78,13 @@ def test_reference_loop_runs():
     assert len(result["step_times"]) == 2
     assert all(positive(t) for t in result["step_times"])
     assert positive(result["images_per_s"])
+
+
+def test_cpu_name_keeps_family_and_model():
+    """Two CPU generations a VM shows by one name ("AMD EPYC") stay apart in the bench facts."""
+    from ganforge.bench import _cpu_name
+    zen4 = "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n\nprocessor\t: 1\n"
+    zen5 = "processor\t: 0\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n"
+    assert _cpu_name(zen4) == "AMD EPYC (family 25, model 17)"
+    assert _cpu_name(zen5) == "AMD EPYC (family 26, model 2)"
+    assert _cpu_name("model name\t: Some CPU\n") == "Some CPU"

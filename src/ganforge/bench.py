@@ -340,14 +340,24 @@ def machine_facts(device: torch.device) -> dict:
             "threads": torch.get_num_threads()}
 
 
-def _cpu_name() -> str:
+def _cpu_name(cpuinfo: str | None = None) -> str:
+    """The CPU's model name, with its family and model numbers where /proc/cpuinfo gives
+    them: a virtual machine may show only "AMD EPYC" for CPUs of two generations whose
+    speeds differ by 1.7x, and a budget's cells must not be averaged across them."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
     except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+        text = ""
+    fields: dict[str, str] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name")
+    if not name:
+        return platform.processor() or platform.machine() or "unknown CPU"
+    if fields.get("cpu family") and fields.get("model"):
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name
 
 
 def _cpu_counters() -> tuple[float, float, float] | None:
