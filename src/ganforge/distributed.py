@@ -8,6 +8,7 @@ samples and checkpoints. Without torchrun every function here is a cheap no-op.
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from datetime import timedelta
 
@@ -55,8 +56,23 @@ def setup(device_name: str) -> torch.device:
 
 
 def teardown() -> None:
+    """Leave the process group at the end of a run, so the process exits cleanly.
+
+    DistributedDataParallel keeps the gloo group (and its worker threads) alive until the
+    interpreter exits, and a worker that has just finished a collective may still be
+    releasing its tensors: if it needs the GIL once Python has begun to shut down, the
+    process aborts ("terminate called without an active exception"). So every rank meets at
+    a barrier, leaves the group, then sleeps briefly with the GIL released while those
+    threads finish their last work."""
     if is_distributed():
+        dist.barrier()
         dist.destroy_process_group()
+        time.sleep(_TEARDOWN_GRACE_S)
+
+
+# Seconds a rank waits after leaving the group; the threads need milliseconds, this leaves
+# room for a loaded machine.
+_TEARDOWN_GRACE_S = 0.25
 
 
 def barrier() -> None:
