@@ -255,8 +255,9 @@ def test_a_preset_with_a_short_budget_section_is_sized_by_it():
 @pytest.mark.parametrize("overrides, sized", [
     ({"train.time_budget": 89}, CGAN_SHORT),                   # the short section's bound
     ({"train.time_budget": 90}, CGAN_MEDIUM),
-    ({"train.time_budget": 249}, CGAN_MEDIUM),                 # the medium section's bound
-    ({"train.time_budget": 250}, {}),                          # full: the preset as written
+    ({"train.time_budget": 300}, CGAN_MEDIUM),
+    ({"train.time_budget": 399}, CGAN_MEDIUM),                 # the medium section's bound
+    ({"train.time_budget": 400}, {}),                          # full: the preset as written
     ({"train.time_budget": 200, "train.steps": 500}, {}),      # steps given: the budget is a guard
     ({"train.time_budget": 200, "objective.r1_gamma": 2.0},    # a key given is kept
      {k: v for k, v in CGAN_MEDIUM.items() if k != "objective.r1_gamma"}),
@@ -267,7 +268,7 @@ def test_a_preset_with_a_short_budget_section_is_sized_by_it():
      {k: v for k, v in CGAN_SHORT.items() if k != "data.resolution"}),
 ])
 def test_what_a_preset_budget_section_changes(overrides, sized):
-    assert (LONG_BUDGET_S, PRESET_FULL_BUDGET_S) == (90, 250)
+    assert (LONG_BUDGET_S, PRESET_FULL_BUDGET_S) == (90, 400)
     assert make_config(preset="cgan-mnist", overrides=overrides).sized_for_budget == sized
 
 
@@ -317,14 +318,14 @@ def test_the_r1_preset_under_a_short_budget_is_the_sized_default():
     assert (preset.data.resolution, preset.train.lr) == (default.data.resolution, default.train.lr)
 
 
-@pytest.mark.parametrize("budget", [60, 200, 300])
+@pytest.mark.parametrize("budget", [60, 200, 300, 900])
 @pytest.mark.parametrize("name", ["cgan-mnist", "dcgan-mnist"])
 def test_every_budget_section_of_a_preset_resolves(name, budget):
     """A section's keys are checked like any other: each band resolves to a valid config that
     changes only keys the section names."""
     from ganforge.presets import budget_sections, load_preset
     sections = budget_sections(name, load_preset(name))
-    section = {60: "short_budget", 200: "medium_budget", 300: None}[budget]
+    section = {60: "short_budget", 200: "medium_budget", 300: "medium_budget", 900: None}[budget]
     config = make_config(preset=name, overrides={"train.time_budget": budget, "data.name": "mnist"})
     named = {f"{k}.{key}" for k, values in sections.get(section, {}).items() for key in values}
     assert set(config.sized_for_budget) == named
@@ -390,7 +391,7 @@ def test_a_timer_also_scales_a_presets_short_budget():
     from ganforge.resolve import REFERENCE_STEP_RATE
     overrides = {"train.time_budget": 60, "data.name": "fashion-mnist"}
     assert make_config(preset="cgan-mnist", overrides=overrides,
-                       step_rate=rate(REFERENCE_STEP_RATE * 5)).sized_for_budget == {}      # 300 s there
+                       step_rate=rate(REFERENCE_STEP_RATE * 8)).sized_for_budget == {}      # 480 s there
     assert make_config(preset="cgan-mnist", overrides={**overrides, "train.time_budget": 400},
                        step_rate=rate(REFERENCE_STEP_RATE / 2)).sized_for_budget == CGAN_MEDIUM  # 200 s there
     assert make_config(preset="cgan-mnist", overrides={**overrides, "train.time_budget": 150},
