@@ -236,7 +236,8 @@ def test_a_preset_is_a_recipe_under_a_long_budget():
 
 CGAN_SHORT = {"data.resolution": 28, "model.g_width": 32, "model.d_width": 32, "train.lr": 4e-4,
               "objective.r1_gamma": 0.5}
-CGAN_MEDIUM = {"model.g_width": 48, "model.d_width": 48, "train.lr": 4e-4, "objective.r1_gamma": 0.5}
+CGAN_MEDIUM = {"model.g_width": 48, "model.d_width": 48, "train.lr": 4e-4, "objective.r1_gamma": 0.5,
+               "objective.mode_seeking": 0.1}
 
 
 def test_a_preset_with_a_short_budget_section_is_sized_by_it():
@@ -261,6 +262,8 @@ def test_a_preset_with_a_short_budget_section_is_sized_by_it():
     ({"train.time_budget": 200, "train.steps": 500}, {}),      # steps given: the budget is a guard
     ({"train.time_budget": 200, "objective.r1_gamma": 2.0},    # a key given is kept
      {k: v for k, v in CGAN_MEDIUM.items() if k != "objective.r1_gamma"}),
+    ({"train.time_budget": 300, "objective.mode_seeking": 0.25},
+     {k: v for k, v in CGAN_MEDIUM.items() if k != "objective.mode_seeking"}),
     ({"train.time_budget": 60, "train.steps": 500}, {}),       # steps given: the budget is a guard
     ({"train.time_budget": 60, "model.g_width": 48},           # a key given is kept
      {k: v for k, v in CGAN_SHORT.items() if k != "model.g_width"}),
@@ -274,22 +277,23 @@ def test_what_a_preset_budget_section_changes(overrides, sized):
 
 def test_between_the_bounds_a_preset_trains_its_medium_section(capsys):
     """From LONG_BUDGET_S to PRESET_FULL_BUDGET_S the default trains the long recipe and the
-    conditional preset its medium section: widths 48, Adam 4e-4, R1 at gamma 0.5, at 32 px, the
-    rest of its recipe (class head, mode seeking) kept."""
+    conditional preset its medium section: widths 48, Adam 4e-4, R1 at gamma 0.5, mode seeking
+    at 0.1, at 32 px, the rest of its recipe (class head, lazy R1) kept."""
     overrides = {"train.time_budget": 200, "data.name": "fashion-mnist"}
     assert make_config(overrides=overrides).sized_for_budget == LONG
     config = make_config(preset="cgan-mnist", overrides=overrides)
     assert config.sized_for_budget == CGAN_MEDIUM and not config.budget_is_short
     plain = make_config(preset="cgan-mnist")
     assert config.data.resolution == 32 and config.model.conditional
-    for key in ("aux_weight", "mode_seeking", "r1_every"):
+    for key in ("aux_weight", "r1_every"):
         assert config.objective.args[key] == plain.objective.args[key]
+    assert plain.objective.args["mode_seeking"] is None and config.objective.args["mode_seeking"] == 0.1
     assert main(["train", "--dataset", "fashion-mnist", "--time-budget", "200", "--dry-run"]) == 0
     assert "--time-budget 200 s recipe (model.g_width=48" in capsys.readouterr().err
     assert main(["train", "--preset", "cgan-mnist", "--dataset", "fashion-mnist", "--time-budget", "200",
                  "--dry-run"]) == 0
     assert "--time-budget 200 s recipe (model.g_width=48, model.d_width=48, train.lr=0.0004, " \
-           "objective.r1_gamma=0.5)" in capsys.readouterr().err
+           "objective.r1_gamma=0.5, objective.mode_seeking=0.1)" in capsys.readouterr().err
 
 
 def test_the_r1_preset_between_the_bounds_is_the_default_long_recipe():
