@@ -47,7 +47,8 @@ from ganforge.inference import load_classifier
 RESOLUTION = 28
 # The conditional GAN of the measured table (cgan-mnist as it was then), whatever the preset is now.
 GAN_RECIPE = ["--set", "objective.augment=translation,cutout", "--set", "objective.r1_gamma=0",
-              "--set", "objective.aux_weight=0"]
+              "--set", "objective.aux_weight=0", "--set", "model.g_width=64", "--set", "model.d_width=64",
+              "--set", "train.lr=0.0002", "--set", "objective.mode_seeking=0.25"]
 CLASSICAL = ["--set", "objective.shift=2", "--set", "objective.rotate=10", "--set", "objective.scale=0.1"]
 ROWS = {
     "real": ["--set", "objective.shift=0"],
