@@ -754,3 +754,90 @@ def test_the_raised_mode_seeking_weight_survives_resume_unless_the_user_changes_
     changed = Trainer(ganforge.make_config(resume=str(tmp_path / "r"), overrides={
         "train.steps": 4, "objective.mode_seeking": 0.1}), resume=True)
     assert changed.objective.mode_seeking == 0.1
+
+
+# --------------------------------------------------------------------------- labels faded in
+
+@pytest.mark.parametrize("model", ["dcgan", "mlp", "resnet", "stylegan"])
+def test_at_condition_strength_0_the_labels_change_nothing_and_at_1_they_do(model):
+    """Transitional training's switch: every conditional G and D ignores the labels at
+    strength 0 (an unconditional model), follows them at 1, and lies between in between."""
+    from ganforge.models.conditioning import ConditionalBatchNorm2d, set_condition_strength
+    small = {"dcgan": {"g_width": 8, "d_width": 8, "g_class_norm": True}, "mlp": {"hidden": 32},
+             "resnet": {"g_width": 4, "d_width": 4},
+             "stylegan": {"latent_dim": 8, "w_dim": 8, "mapping_layers": 2, "g_width": 4, "d_width": 4,
+                          "max_width": 8}}[model]
+    torch.manual_seed(0)
+    G, D = (n.eval() for n in build_models(ModelConfig(name=model, args=small), DataShape(16, 1, 10)).values())
+    for norm in (m for m in G.modules() if isinstance(m, ConditionalBatchNorm2d)):   # as after training:
+        torch.nn.init.normal_(norm.gain.weight, 1.0, 0.5)                            # the classes' gains
+        torch.nn.init.normal_(norm.bias.weight, 0.0, 0.5)                            # and biases differ
+    z = torch.randn(4, G.latent_dim)
+    threes, sevens = torch.full((4,), 3), torch.full((4,), 7)
+    images = torch.rand(4, 1, 16, 16) * 2 - 1
+
+    def sample(labels):   # the same per-layer noise for both classes (StyleGAN draws it per call)
+        torch.manual_seed(1)
+        return G(z, labels)
+
+    for net in (G, D):
+        set_condition_strength(net, 0.0)
+    assert torch.equal(sample(threes), sample(sevens))
+    assert torch.equal(D(images, threes), D(images, sevens))
+    for net in (G, D):
+        set_condition_strength(net, 1.0)
+    assert not torch.allclose(sample(threes), sample(sevens))
+    assert not torch.allclose(D(images, threes), D(images, sevens))
+    if model != "stylegan":   # a projection is linear in the strength
+        set_condition_strength(D, 0.5)
+        half = D(images, threes) - D(images, sevens)
+        set_condition_strength(D, 1.0)
+        assert torch.allclose(2 * half, D(images, threes) - D(images, sevens), atol=1e-5)
+
+
+@pytest.mark.parametrize("after, ramp, expected", [
+    (0, 0, [1, 1, 1, 1, 1, 1]), (2, 0, [0, 0, 1, 1, 1, 1]),
+    (0, 4, [0, 0.25, 0.5, 0.75, 1, 1]), (1, 2, [0, 0, 0.5, 1, 1, 1])])
+def test_the_labels_fade_in_after_condition_after_over_condition_ramp_g_steps(after, ramp, expected):
+    objective = GANObjective(GANArgs(condition_after=after, condition_ramp=ramp), nets(classes=10))
+    seen = []
+    for step in range(6):
+        objective.g_updates = step
+        objective.loss("D", Batch(real_batch().images, torch.arange(8) % 10))
+        seen.append(objective.condition_strength())
+        assert objective.G.condition.condition_strength == seen[-1] == objective.D.project.condition_strength
+    assert seen == expected
+
+
+def test_while_the_labels_are_off_g_gets_no_class_head_gradient(monkeypatch):
+    """G cannot be asked to match labels it does not see: its class-head term is weighed by
+    the strength (0 at first), the head's loss on real images is not."""
+    objective = GANObjective(GANArgs(aux_weight=1.0, mode_seeking=0, condition_after=10), nets(classes=10))
+    batch = Batch(real_batch().images, torch.arange(8) % 10)
+    d_loss, values = objective.loss("D", batch)
+    assert values["aux_real"] > 0
+    fake, labels = objective._fake, objective._fake_labels
+    g_loss, _ = objective.loss("G", batch)
+    logits, _ = objective._D(fake, labels)
+    assert torch.allclose(g_loss, objective.adv.g_loss(logits))
+
+
+def test_a_conditional_run_with_a_ramp_trains_resumes_exactly_and_samples_by_class(tmp_path):
+    overrides = {"model.conditional": True, "objective.condition_after": 2, "objective.condition_ramp": 4}
+    whole = ganforge.train(overrides=tiny(tmp_path, "whole", 8, **overrides))
+    ganforge.train(overrides=tiny(tmp_path, "cut", 4, **overrides))
+    resumed = ganforge.train(resume=tmp_path / "cut", overrides={"train.steps": 8})
+    logged = [r["condition_strength"] for r in metrics(whole.dir) if "condition_strength" in r]
+    assert logged[0] == 0 and logged[-1] == 1
+    a, b = (ganforge.load(run.dir) for run in (whole, resumed))
+    assert np.array_equal(a.sample(6, seed=0, labels=[3] * 6), b.sample(6, seed=0, labels=[3] * 6))
+    assert not np.array_equal(a.sample(6, seed=0, labels=[3] * 6), a.sample(6, seed=0, labels=[7] * 6))
+
+
+@pytest.mark.parametrize("key", ["condition_after", "condition_ramp"])
+def test_a_label_ramp_needs_a_conditional_model_and_whole_steps(tmp_path, key):
+    with pytest.raises(ConfigError, match=f"objective.{key}.*conditional"):
+        GANObjective(GANArgs(**{key: 10}), nets())
+    with pytest.raises(ConfigError, match=f"objective.{key}=-1"):
+        ganforge.train(overrides=tiny(tmp_path, "r", 2, **{"model.conditional": True, f"objective.{key}": -1}))
+    assert not (tmp_path / "r").exists()

@@ -1,6 +1,12 @@
 """Class conditioning shared by the architectures: a label embedding joined to the noise
 (Mirza & Osindero 2014) for generators, and a projection head (Miyato & Koyama 2018) with
-an optional auxiliary classifier (ACGAN, Odena et al. 2017) for discriminators."""
+an optional auxiliary classifier (ACGAN, Odena et al. 2017) for discriminators.
+
+Every conditioning module has a `condition_strength` (1: fully conditional, 0: the labels
+have no effect), which `set_condition_strength` sets on a whole network: transitional
+training (Shahbazi et al. 2023) starts a conditional model unconditionally and fades the
+labels in, against the collapse within classes that conditioning causes early on.
+It is training state of the objective, not a weight: a saved model samples at 1."""
 from __future__ import annotations
 
 import torch
@@ -22,13 +28,14 @@ class LabelToNoise(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(num_classes, dim) if num_classes else None
         self.extra = dim if num_classes else 0
+        self.condition_strength = 1.0
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         if self.embed is None:
             return z
         if labels is None:
             raise ValueError("this generator is class-conditional: pass labels")
-        return torch.cat([z, embed_labels(self.embed, labels)], dim=1)
+        return torch.cat([z, at_strength(embed_labels(self.embed, labels), self.condition_strength)], dim=1)
 
 
 class ProjectionHead(nn.Module):
@@ -40,6 +47,7 @@ class ProjectionHead(nn.Module):
         self.num_classes = num_classes
         self.embed = nn.Embedding(num_classes, features) if num_classes else None
         self.aux = nn.Linear(features, num_classes) if num_classes else None
+        self.condition_strength = 1.0
         if self.embed is not None:
             # Small, like D's other weights: an N(0, 1) start made the projection swamp D's
             # logit and a conditional DCGAN on the digits learnt nothing for ~800 steps.
@@ -48,7 +56,7 @@ class ProjectionHead(nn.Module):
     def forward(self, logits: torch.Tensor, phi: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         if self.embed is None or labels is None:
             return logits
-        return logits + (self.embed(labels) * phi).sum(1)
+        return logits + at_strength((self.embed(labels) * phi).sum(1), self.condition_strength)
 
     def classify(self, phi: torch.Tensor) -> torch.Tensor:
         return self.aux(phi)
@@ -69,13 +77,29 @@ class ConditionalBatchNorm2d(nn.Module):
         self.bias = nn.Embedding(num_classes, features)
         nn.init.ones_(self.gain.weight)
         nn.init.zeros_(self.bias.weight)
+        self.condition_strength = 1.0   # between 0 and 1: the gain and bias move from 1 and 0 toward the class's
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         if labels is None:
             raise ValueError("this generator is class-conditional: pass labels")
         gain = embed_labels(self.gain, labels)[:, :, None, None]
         bias = embed_labels(self.bias, labels)[:, :, None, None]
+        if self.condition_strength != 1:
+            gain = 1 + self.condition_strength * (gain - 1)
+            bias = self.condition_strength * bias
         return self.norm(x) * gain + bias
+
+
+def at_strength(term: torch.Tensor, strength: float) -> torch.Tensor:
+    """A conditioning term at `strength` (left as it is at 1, so exported graphs stay the same)."""
+    return term if strength == 1 else strength * term
+
+
+def set_condition_strength(net: nn.Module, strength: float) -> None:
+    """Set how strongly every conditioning module of `net` follows the labels (0 to 1)."""
+    for module in net.modules():
+        if hasattr(module, "condition_strength"):
+            module.condition_strength = float(strength)
 
 
 def batch_norm(features: int, num_classes: int) -> nn.Module:

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, require_at_least_one
-from .conditioning import ProjectionHead, embed_labels
+from .conditioning import ProjectionHead, at_strength, embed_labels
 from .layers import EqualConv2d, EqualLinear, MinibatchStd, PixelNorm
 from .registry import MODELS, Architecture, DataShape, gan_pair
 
@@ -269,6 +269,7 @@ class MappingNetwork(nn.Module):
         self.embed = nn.Embedding(num_classes, args.w_dim) if num_classes else None
         if self.embed is not None:
             nn.init.normal_(self.embed.weight)
+        self.condition_strength = 1.0   # conditioning.set_condition_strength: 0 to 1
         features = args.latent_dim + (args.w_dim if num_classes else 0)
         self.layers = nn.ModuleList()
         for _ in range(args.mapping_layers):
@@ -283,7 +284,7 @@ class MappingNetwork(nn.Module):
         if self.embed is not None:
             if labels is None:
                 raise ValueError("this generator is class-conditional: pass labels")
-            x = torch.cat([x, self.norm(embed_labels(self.embed, labels))], dim=1)
+            x = torch.cat([x, at_strength(self.norm(embed_labels(self.embed, labels)), self.condition_strength)], dim=1)
         for layer in self.layers:
             x = _act(layer(x))
         if self.training and update_w_avg:

@@ -25,6 +25,7 @@ from ..data.augment import AdaptiveAugment, augment, parse_policy
 from ..errors import ConfigError, require_at_least_one
 from ..losses import GAN_LOSSES, ns_d_loss
 from ..losses.regularizers import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
+from ..models.conditioning import set_condition_strength
 from .base import OBJECTIVES, Batch, Objective, ObjectiveEntry, Phase, require_nets
 
 DEFAULT_POLICY = "translation,color,cutout"
@@ -64,10 +65,16 @@ class GANArgs:
     cr_weight: float = 0.0             # balanced consistency regularisation (bCR, Zhao et al. 2020):
                                        # + weight * |D(x) - D(T(x))|^2 on reals and fakes (0: off)
     cr_augment: str = "translation"    # T: the ops of that term (each applied with probability 1)
+    condition_after: int = 0           # conditional models: G steps trained without the labels first
+    condition_ramp: int = 0            # then G steps over which the labels fade in (transitional training,
+                                       # Shahbazi et al. 2023); both 0: conditional from the first step
 
     def check(self):
         loss = GAN_LOSSES.get(self.loss)
         require_at_least_one("objective", self, ("d_steps", "r1_every", "ada_speed"))
+        for key in ("condition_after", "condition_ramp"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"objective.{key}={getattr(self, key)}: must be >= 0 (G steps)")
         for key in ("gp_weight", "r1_gamma", "acgan_weight", "aux_weight", "drift", "mode_seeking", "cr_weight"):
             value = getattr(self, key)
             if value is not None and value < 0:
@@ -128,7 +135,7 @@ class GANObjective(Objective):
         super().__init__(args, nets)
         self.adv = GAN_LOSSES.get(args.loss)
         self.classes = getattr(nets["G"], "num_classes", 0)
-        for key in ("acgan_weight", "aux_weight"):
+        for key in ("acgan_weight", "aux_weight", "condition_after", "condition_ramp"):
             if getattr(args, key) and not self.classes:
                 raise ConfigError(f"objective.{key} needs a conditional model (model.conditional=true)")
         if args.acgan_weight and args.aux_weight:
@@ -183,6 +190,17 @@ class GANObjective(Objective):
         share = 1.0 - (1.0 - self.args.topk) * ramp
         return max(1, min(n, round(share * n)))
 
+    def _fading_labels(self) -> bool:
+        return bool(self.classes and (self.args.condition_after or self.args.condition_ramp))
+
+    def condition_strength(self) -> float:
+        """How strongly G and D follow the labels at this G step: 0 for condition_after steps,
+        then rising linearly to 1 over condition_ramp steps."""
+        steps = self.g_updates - self.args.condition_after
+        if steps < 0:
+            return 0.0
+        return min(1.0, steps / self.args.condition_ramp) if self.args.condition_ramp else 1.0
+
     def _recorded_args(self) -> dict:
         """The args a checkpoint records, to tell at --resume what the user changed."""
         return {"augment": parse_policy(self.args.augment), "augment_p": self.args.augment_p,
@@ -221,6 +239,10 @@ class GANObjective(Objective):
 
     # The phases.
     def loss(self, phase: str, batch: Batch):
+        if self._fading_labels():
+            strength = self.condition_strength()
+            set_condition_strength(self.G, strength)
+            set_condition_strength(self.D, strength)
         if phase == "D":
             return self._d_loss(batch)
         if phase == "D_reg":
@@ -243,7 +265,8 @@ class GANObjective(Objective):
         else:
             loss = self.adv.g_loss(logits)
         if classes is not None:
-            loss = loss + self.class_weight * F.cross_entropy(classes.float(), labels)
+            # While the labels fade in, G is asked to match them only as strongly as it sees them.
+            loss = loss + self.class_weight * self.condition_strength() * F.cross_entropy(classes.float(), labels)
         if self.mode_seeking and len(fake) >= 2:
             ratio = mode_seeking_ratio(fake, self._fake_z)
             loss = loss + self.mode_seeking / (ratio + MODE_SEEKING_EPS)
@@ -293,6 +316,8 @@ class GANObjective(Objective):
         if self.policy:  # on the batch's device, like every logged value (NCCL reduces them together)
             values["augment_p"] = torch.tensor(self.ada.p if self.ada is not None else self.p,
                                                device=batch.images.device)
+        if self._fading_labels():   # a run stopped before it reaches 1 shows it in metrics.jsonl
+            values["condition_strength"] = torch.tensor(self.condition_strength(), device=batch.images.device)
         return loss, values
 
     def after_step(self, phase: str) -> None:

@@ -54,6 +54,9 @@ class EMA:
                 mine.lerp_(theirs, 1.0 - decay)
             else:
                 mine.copy_(theirs)
+        for mine, theirs in zip(self.shadow.modules(), net.modules()):
+            if hasattr(theirs, "condition_strength"):   # fading labels in: the shadow samples as G trains
+                mine.condition_strength = theirs.condition_strength
 
     @torch.no_grad()
     def restart_from(self, net: nn.Module) -> None:
