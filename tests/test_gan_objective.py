@@ -841,3 +841,14 @@ def test_a_label_ramp_needs_a_conditional_model_and_whole_steps(tmp_path, key):
     with pytest.raises(ConfigError, match=f"objective.{key}=-1"):
         ganforge.train(overrides=tiny(tmp_path, "r", 2, **{"model.conditional": True, f"objective.{key}": -1}))
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_that_ends_before_the_labels_reach_full_strength_says_so(tmp_path, capsys):
+    overrides = {"model.conditional": True, "objective.condition_after": 2, "objective.condition_ramp": 4,
+                 "log.progress": True}   # the console, where the run's notes go
+    ganforge.train(overrides=tiny(tmp_path, "short", 4, **overrides))
+    told = capsys.readouterr()
+    assert "full strength at step 6, after train.steps=4" in told.out + told.err
+    ganforge.train(overrides=tiny(tmp_path, "long", 6, **overrides))
+    told = capsys.readouterr()
+    assert "full strength" not in told.out + told.err

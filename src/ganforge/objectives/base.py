@@ -77,6 +77,11 @@ class Objective:
     def after_step(self, phase: str) -> None:
         """Called after each optimiser step of `phase` (e.g. WGAN weight clipping)."""
 
+    def start_notes(self, steps: int) -> list[str]:
+        """Lines the run prints when it starts, about what this objective will do in `steps`
+        steps (e.g. a schedule the run ends before finishing)."""
+        return []
+
     def strengthen(self, within_classes: bool = False) -> str | None:
         """Raise the defences against collapse (augmentation, regulariser weight; against
         alike samples of one class, `within_classes`, what spreads them); returns what was

@@ -201,6 +201,14 @@ class GANObjective(Objective):
             return 0.0
         return min(1.0, steps / self.args.condition_ramp) if self.args.condition_ramp else 1.0
 
+    def start_notes(self, steps: int) -> list[str]:
+        full = self.args.condition_after + self.args.condition_ramp
+        if not self._fading_labels() or steps >= full:
+            return []
+        return [f"objective.condition_ramp: the labels reach full strength at step {full}, after "
+                f"train.steps={steps}; a model saved before then is sampled at full strength, which "
+                f"it was not trained at (train on, or shorten condition_after / condition_ramp)"]
+
     def _recorded_args(self) -> dict:
         """The args a checkpoint records, to tell at --resume what the user changed."""
         return {"augment": parse_policy(self.args.augment), "augment_p": self.args.augment_p,

@@ -141,7 +141,7 @@ class Trainer:
         self.step, self.elapsed = 0, 0.0
         # The schedule's horizon: this start's train.steps, or on --resume the first start's.
         self.schedule_steps = self._explicit_schedule_steps() or train.steps
-        self.notes = list(self.frozen.lines)  # told when the run starts
+        self.notes = list(self.frozen.lines) + self.objective.start_notes(train.steps)  # told when the run starts
         if resume:
             self._restore()  # the run's own weights: train.init_from was for its first start
         else:
