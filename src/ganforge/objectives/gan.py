@@ -119,6 +119,13 @@ def paired(labels: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def linear_ramp(steps: int, length: int) -> float:
+    """0 before step 0, rising linearly to 1 over `length` steps (at once when length is 0)."""
+    if steps < 0:
+        return 0.0
+    return min(1.0, steps / length) if length else 1.0
+
+
 def mode_seeking_ratio(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """MSGAN's ratio (Mao et al. 2019): mean |G(z1) - G(z2)| over mean |z1 - z2|, over the pairs
     (2i, 2i+1) of a batch (same class in a conditional model). A generator that ignores its
@@ -186,7 +193,7 @@ class GANObjective(Objective):
     def _topk_keep(self, n: int) -> int:
         """How many of n fakes G learns from now: all at first, falling linearly to topk * n
         over topk_steps G steps, never fewer than one."""
-        ramp = min(1.0, self.g_updates / self.args.topk_steps) if self.args.topk_steps else 1.0
+        ramp = linear_ramp(self.g_updates, self.args.topk_steps)
         share = 1.0 - (1.0 - self.args.topk) * ramp
         return max(1, min(n, round(share * n)))
 
@@ -196,10 +203,7 @@ class GANObjective(Objective):
     def condition_strength(self) -> float:
         """How strongly G and D follow the labels at this G step: 0 for condition_after steps,
         then rising linearly to 1 over condition_ramp steps."""
-        steps = self.g_updates - self.args.condition_after
-        if steps < 0:
-            return 0.0
-        return min(1.0, steps / self.args.condition_ramp) if self.args.condition_ramp else 1.0
+        return linear_ramp(self.g_updates - self.args.condition_after, self.args.condition_ramp)
 
     def start_notes(self, steps: int) -> list[str]:
         full = self.args.condition_after + self.args.condition_ramp
