@@ -22,7 +22,8 @@ Recipes (each the command a user types, plus --time-budget S --seed K --out ...)
   section gives it the sized networks under a short budget, R1 kept, and since the sixth
   session of that day its medium_budget section widths 48, Adam 4e-4 and R1 at gamma 0.5 from
   90 to 250 s of the reference machine, to 400 s and with mode seeking 0.1 from 2026-12-05;
-  since the twelfth session those are the preset's own networks and keys from 90 s);
+  since the twelfth session those are the preset's own networks and keys from 90 s; from
+  2026-12-06 D sees each class's spread in the batch and mode seeking is off, from 90 s);
 - r1: `ganforge train --preset dcgan-mnist --dataset SET --time-budget S` (the default's networks
   with lazy R1);
 - sized: the default's short-budget recipe at any budget (28 px, widths 32, Adam 4e-4 at

@@ -763,7 +763,7 @@ def test_at_condition_strength_0_the_labels_change_nothing_and_at_1_they_do(mode
     """Transitional training's switch: every conditional G and D ignores the labels at
     strength 0 (an unconditional model), follows them at 1, and lies between in between."""
     from ganforge.models.conditioning import ConditionalBatchNorm2d, set_condition_strength
-    small = {"dcgan": {"g_width": 8, "d_width": 8, "g_class_norm": True}, "mlp": {"hidden": 32},
+    small = {"dcgan": {"g_width": 8, "d_width": 8, "g_class_norm": True, "d_class_spread": True}, "mlp": {"hidden": 32},
              "resnet": {"g_width": 4, "d_width": 4},
              "stylegan": {"latent_dim": 8, "w_dim": 8, "mapping_layers": 2, "g_width": 4, "d_width": 4,
                           "max_width": 8}}[model]

@@ -139,6 +139,49 @@ def test_dcgan_minibatch_std_lets_d_see_a_batch_without_variety():
         build_models(ModelConfig(name="dcgan", args={**SMALL["dcgan"], "d_mbstd": 1}), DataShape(32, 1))
 
 
+def test_class_spread_is_each_classs_feature_spread_in_the_batch():
+    """Per image, the standard deviation (unbiased) of its class's features in the batch,
+    averaged over features; 0 for a class met once."""
+    from ganforge.models.conditioning import ClassSpread
+    torch.manual_seed(0)
+    x, labels = torch.randn(12, 8, 2, 2), torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 4])
+    spread = ClassSpread(5)(x, labels)
+    assert spread.shape == (12, 9, 2, 2) and torch.equal(spread[:, :8], x)
+    for c in range(4):
+        expected = x[labels == c].flatten(1).var(0).sqrt().mean()
+        assert torch.allclose(spread[labels == c, 8], expected.expand(int((labels == c).sum()), 2, 2), atol=1e-4)
+    assert torch.equal(spread[labels == 4, 8], torch.zeros(1, 2, 2))
+
+
+def test_class_spread_sees_collapse_within_classes_that_minibatch_std_misses():
+    """A batch of ten classes that draws one image per class, again and again, is as varied
+    as real to ProGAN's minibatch std (its groups mix the classes) but flat per class; at
+    condition strength 0 (or without labels) the channel is the whole batch's spread."""
+    from ganforge.models.conditioning import ClassSpread, set_condition_strength
+    from ganforge.models.layers import MinibatchStd
+    torch.manual_seed(0)
+    labels = torch.randperm(40) % 10   # (in arange's order each of its groups would be one class)
+    real = torch.randn(40, 8, 2, 2)
+    collapsed = torch.randn(10, 8, 2, 2)[labels]
+    mixed = MinibatchStd(4)
+    assert mixed(collapsed)[:, -1].mean() > 0.8 * mixed(real)[:, -1].mean()
+    per_class = ClassSpread(10)
+    assert per_class(collapsed, labels)[:, -1].max() < 1e-3 < 0.5 < per_class(real, labels)[:, -1].min()
+    set_condition_strength(per_class, 0.0)
+    assert torch.equal(per_class(collapsed, labels), per_class(collapsed, None))
+    assert per_class(collapsed, None)[:, -1].min() > 0.8
+
+
+def test_dcgan_class_spread_adds_a_channel_and_needs_a_conditional_model():
+    d = build_models(ModelConfig(name="dcgan", args={**SMALL["dcgan"], "d_class_spread": True}),
+                     DataShape(32, 1, 10))["D"]
+    assert d.final.in_channels == d.body[-3].out_channels + 1
+    images, labels = torch.rand(6, 1, 32, 32) * 2 - 1, torch.tensor([0, 0, 1, 1, 2, 2])
+    assert d(images, labels).shape == (6,)
+    with pytest.raises(ConfigError, match="model.d_class_spread"):
+        build_models(ModelConfig(name="dcgan", args={**SMALL["dcgan"], "d_class_spread": True}), DataShape(32, 1))
+
+
 def test_mlp_default_sizes():
     nets = build_models(ModelConfig(name="mlp"), DataShape(28, 1))
     linears = [m for m in nets["G"].modules() if isinstance(m, torch.nn.Linear)]

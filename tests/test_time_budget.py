@@ -236,14 +236,15 @@ def test_a_preset_is_a_recipe_under_a_long_budget():
 # (widths 48, Adam 4e-4, R1 at gamma 0.5, mode seeking 0.1: at 300 and 900 s ahead of the
 # widths-64 networks it had before).
 
-CGAN_SHORT = {"data.resolution": 28, "model.g_width": 32, "model.d_width": 32, "objective.mode_seeking": 0.25}
+CGAN_SHORT = {"data.resolution": 28, "model.g_width": 32, "model.d_width": 32, "model.d_class_spread": False,
+              "objective.mode_seeking": 0.25}
 
 
 def test_a_preset_with_a_short_budget_section_is_sized_by_it():
     config = make_config(preset="cgan-mnist", overrides={"train.time_budget": 60, "data.name": "fashion-mnist"})
     assert config.sized_for_budget == CGAN_SHORT and config.budget_is_short
     assert (config.data.resolution, config.model.args["g_width"], config.model.args["d_width"]) == (28, 32, 32)
-    assert config.objective.args["mode_seeking"] == 0.25
+    assert config.objective.args["mode_seeking"] == 0.25 and not config.model.args["d_class_spread"]
     # the rest of the recipe stays: conditional, lazy R1, its class head, Adam, the preset's steps
     plain = make_config(preset="cgan-mnist")
     for key in ("r1_gamma", "r1_every", "aux_weight"):
@@ -274,7 +275,7 @@ def test_what_a_preset_budget_section_changes(overrides, sized):
 def test_from_the_long_bound_the_conditional_preset_trains_as_written(budget):
     """From LONG_BUDGET_S on, and without a budget, the conditional preset is the default's long
     recipe with its class head: widths 48, Adam 4e-4 at DCGAN's betas, lazy R1 at gamma 0.5,
-    mode seeking at 0.1, 32 px."""
+    each class's spread shown to D instead of mode seeking, 32 px."""
     overrides = {"data.name": "fashion-mnist"} | ({"train.time_budget": budget} if budget else {})
     config = make_config(preset="cgan-mnist", overrides=overrides)
     assert config.sized_for_budget == {} and not config.budget_is_short
@@ -282,7 +283,7 @@ def test_from_the_long_bound_the_conditional_preset_trains_as_written(budget):
     assert (config.train.lr, config.train.beta1, config.train.beta2) == (4e-4, 0.5, 0.999)
     assert config.model.conditional and config.objective.args["aux_weight"] == 0.1
     assert (config.objective.args["r1_gamma"], config.objective.args["r1_every"]) == (0.5, 4)
-    assert config.objective.args["mode_seeking"] == 0.1
+    assert config.objective.args["mode_seeking"] == 0 and config.model.args["d_class_spread"]
 
 
 def test_a_budget_that_changes_nothing_prints_no_line(capsys):

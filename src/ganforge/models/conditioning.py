@@ -10,6 +10,7 @@ It is training state of the objective, not a weight: a saved model samples at 1.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -88,6 +89,47 @@ class ConditionalBatchNorm2d(nn.Module):
             gain = 1 + self.condition_strength * (gain - 1)
             bias = self.condition_strength * bias
         return self.norm(x) * gain + bias
+
+
+class ClassSpread(nn.Module):
+    """Appends, as one extra channel, how spread out each image's class is in the batch: the
+    standard deviation of the features over the batch's images of the same label (unbiased
+    variance, averaged over channels and positions; 0 for a class met once). ProGAN's
+    minibatch standard deviation mixes the classes, so a model drawing one shirt again and
+    again still shows a batch as varied as real; per class, D sees the collapse within a
+    class directly. At strength s the value is s x the class's spread + (1 - s) x the whole
+    batch's (the batch as one class); without labels (ACGAN mode) the whole batch's."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"ClassSpread needs a conditional model, got {num_classes} classes")
+        self.num_classes = num_classes
+        self.condition_strength = 1.0
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        n, _, h, w = x.shape
+        flat, strength = x.float().flatten(1), self.condition_strength
+        one_class = torch.zeros(n, dtype=torch.long, device=x.device)
+        if labels is None or strength == 0:
+            spread = _spread(flat, one_class, 1)
+        else:
+            spread = at_strength(_spread(flat, labels, self.num_classes), strength)
+            if strength != 1:
+                spread = spread + (1 - strength) * _spread(flat, one_class, 1)
+        return torch.cat([x, spread.to(x.dtype).view(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
+
+
+def _spread(flat: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """Per image, the feature standard deviation of its label's images in the batch (N,)."""
+    member = F.one_hot(labels, classes).to(flat.dtype).T            # (K, N)
+    counts = member.sum(1, keepdim=True)                             # (K, 1)
+    sums = member @ flat                                             # (K, D)
+    # Sums of squares about the class means from the raw moments: the work stays (K, D), not (N, D).
+    squares = (member @ (flat * flat) - sums * sums / counts.clamp(min=1)).clamp(min=0)
+    std = (squares / (counts - 1).clamp(min=1) + 1e-8).sqrt().mean(1)
+    counts = counts.squeeze(1)
+    return torch.where(counts >= 2, std, torch.zeros_like(std))[labels]
 
 
 def at_strength(term: torch.Tensor, strength: float) -> torch.Tensor:

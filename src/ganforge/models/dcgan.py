@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, require_at_least_one
-from .conditioning import LabelToNoise, ProjectionHead, batch_norm, with_labels
+from .conditioning import ClassSpread, LabelToNoise, ProjectionHead, batch_norm, with_labels
 from .layers import MinibatchStd, init_dcgan, leaky
 from .registry import MODELS, Architecture, DataShape, gan_pair
 
@@ -28,6 +28,8 @@ class DCGANArgs:
                                 # bias per class, as SNGAN/BigGAN), besides the embedding joined to z
     d_mbstd: int = 0       # minibatch standard deviation before D's last layer (ProGAN): group
                            # size, 0 off; lets D see a batch with too little variety
+    d_class_spread: bool = False  # conditional models: each class's spread in the batch as a channel
+                                  # before D's last layer, so D sees collapse within a class
 
     def check(self):
         require_at_least_one("model", self, ("latent_dim", "g_width", "d_width", "max_width"))
@@ -82,7 +84,11 @@ class Discriminator(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not args.d_batchnorm), *norm, leaky()]
         self.body = nn.Sequential(*layers)
         self.mbstd = MinibatchStd(args.d_mbstd) if args.d_mbstd else None
-        self.final = nn.Conv2d(widths[-1] + (1 if self.mbstd else 0), 1, base, 1, 0, bias=False)
+        if args.d_class_spread and not shape.num_classes:
+            raise ConfigError("model.d_class_spread=true needs a conditional model (model.conditional=true)")
+        self.spread = ClassSpread(shape.num_classes) if args.d_class_spread else None
+        extra = (1 if self.mbstd else 0) + (1 if self.spread else 0)
+        self.final = nn.Conv2d(widths[-1] + extra, 1, base, 1, 0, bias=False)
         self.num_classes = shape.num_classes
         self.project = ProjectionHead(shape.num_classes, widths[-1])
         init_dcgan(self)
@@ -92,7 +98,11 @@ class Discriminator(nn.Module):
         """Logits (N,); with `with_classes`, also ACGAN class logits (N, classes)."""
         h = self.body(x)
         phi = h.sum((2, 3)) if self.num_classes else None
-        logits = self.project(self.final(self.mbstd(h) if self.mbstd else h).flatten(), phi, labels)
+        if self.mbstd:
+            h = self.mbstd(h)
+        if self.spread:
+            h = self.spread(h, labels)
+        logits = self.project(self.final(h).flatten(), phi, labels)
         return (logits, self.project.classify(phi)) if with_classes else logits
 
 
