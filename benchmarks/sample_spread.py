@@ -29,10 +29,9 @@ def spread(run: str, space_px: int) -> dict:
     space = scoring_space(model.config.data, space_px or None)
     evaluator = Evaluator(space, build_extractor(space, quiet=True))
     images, _ = evaluator.sample(model.net)
-    feats, probs = evaluator.extractor.features_and_probs(conform(images, space.resolution, space.channels))
-    predicted = probs.argmax(1)
-    scores = evaluator.score_samples(conform(images, space.resolution, space.channels), predicted,
-                                     len(evaluator.class_names))
+    images = conform(images, space.resolution, space.channels)
+    _, probs = evaluator.extractor.features_and_probs(images)
+    scores = evaluator.score_samples(images, probs.argmax(1), len(evaluator.class_names))
     _, held_probs = evaluator.extractor.features_and_probs(evaluator.heldout.images)
     return {"run": run, "precision": scores["precision"], "recall": scores["recall"],
             "spread": scores["per_class_diversity"], "class_recall": scores["per_class_recall"],
@@ -40,19 +39,22 @@ def spread(run: str, space_px: int) -> dict:
             "real_unsure": float((held_probs.max(1).values < UNSURE).float().mean())}
 
 
+def _row(values: list) -> str:
+    return " ".join("-" if v is None else f"{v:.2f}" for v in values)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="run directories of generators")
     parser.add_argument("--space", type=int, default=32, help="feature space's resolution (0: the run's own)")
     args = parser.parse_args(argv)
-    fmt = lambda values: " ".join("-" if v is None else f"{v:.2f}" for v in values)   # noqa: E731
     for run in args.runs:
         s = spread(run, args.space)
         known = [v for v in s["spread"] if v is not None]
         print(f"{run}\n  precision {s['precision']:.3f}  recall {s['recall']:.3f}  "
               f"spread per class over real {min(known):.2f}-{max(known):.2f}  "
               f"unsure (p < {UNSURE}) {s['unsure']:.3f} (real {s['real_unsure']:.3f})\n"
-              f"  spread       {fmt(s['spread'])}\n  class recall {fmt(s['class_recall'])}")
+              f"  spread       {_row(s['spread'])}\n  class recall {_row(s['class_recall'])}")
     return 0
 
 

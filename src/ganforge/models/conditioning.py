@@ -110,13 +110,13 @@ class ClassSpread(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         n, _, h, w = x.shape
         flat, strength = x.float().flatten(1), self.condition_strength
-        one_class = torch.zeros(n, dtype=torch.long, device=x.device)
+        whole = lambda: _spread(flat, torch.zeros(n, dtype=torch.long, device=x.device), 1)  # noqa: E731
         if labels is None or strength == 0:
-            spread = _spread(flat, one_class, 1)
+            spread = whole()
         else:
             spread = at_strength(_spread(flat, labels, self.num_classes), strength)
             if strength != 1:
-                spread = spread + (1 - strength) * _spread(flat, one_class, 1)
+                spread = spread + (1 - strength) * whole()
         return torch.cat([x, spread.to(x.dtype).view(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
 
 
