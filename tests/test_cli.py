@@ -389,7 +389,7 @@ def test_sample_labels_on_unconditional_model_exits_2(run, tmp_path, capsys):
     (["--out", "grid.jpg"], "--out"),
     (["--labels", "a,b"], "--labels"),
     (["--checkpoint", "best"], "best"),
-    (["--truncation", "1.5"], "truncation"),
+    (["--truncation", "2.5"], "truncation"),
 ])
 def test_sample_bad_options_exit_2(run, tmp_path, monkeypatch, capsys, options, needle):
     monkeypatch.chdir(tmp_path)
@@ -420,6 +420,20 @@ def test_truncation_in_z_space_for_generators_without_a_mapping(run, tmp_path):
     assert all(np.array_equal(mean[0], image) for image in mean)
     half = sample_npz(run, tmp_path / "half.npz", "-n", "4", "--seed", "2", "--truncation", "0.5")
     assert not np.array_equal(half, mean[..., 0]) and not np.array_equal(half, model.sample(4, seed=2)[..., 0])
+
+
+def test_psi_above_1_samples_a_wider_latent(run):
+    """Above 1 the z of generators without a mapping is scaled up: more varied than trained
+    (for a model that draws each class narrower than the data); past MAX_PSI it is refused."""
+    from ganforge.errors import ConfigError
+    from ganforge.models.truncation import MAX_PSI, truncated
+    model = ganforge.load(run)
+    z = torch.randn(4, model.net.latent_dim)
+    wide, extra = truncated(model.net, z, 1.5)
+    assert torch.equal(wide, z * 1.5) and extra == {}
+    assert not np.array_equal(model.sample(4, seed=2, truncation=1.5), model.sample(4, seed=2))
+    with pytest.raises(ConfigError, match=rf"truncation=2.5: must be in \[0, {MAX_PSI:g}\]"):
+        truncated(model.net, z, 2.5)
 
 
 def test_models_lists_every_architecture_once(capsys):

@@ -211,7 +211,7 @@ def test_class_truncation_and_rows(client, served, monkeypatch):
 
 
 @pytest.mark.parametrize("params,words", [({"n": 65}, ["n", "64"]), ({"n": 0}, ["n"]),
-                                          ({"truncation": 1.5}, ["truncation"]), ({"keep_best": 0}, ["keep_best"]),
+                                          ({"truncation": 2.5}, ["truncation"]), ({"keep_best": 0}, ["keep_best"]),
                                           ({"seed": -1}, ["seed"]), ({"n": "many"}, ["n"])])
 def test_sample_values_are_checked(client, params, words):
     message = assert_error(client.get("/api/runs/digits/sample", params=params), 422, *words)

@@ -109,6 +109,8 @@ def test_truncation_zero_gives_the_mean_image_and_one_changes_nothing():
         # psi interpolates w between w_avg and w.
         w = G.mapping(z1)
         assert torch.allclose(G.mapping(z1, truncation=0.5), (G.w_avg + w) / 2, atol=1e-6)
+        # above 1 it extrapolates: w moves away from w_avg
+        assert torch.allclose(G.mapping(z1, truncation=1.5), G.w_avg + 1.5 * (w - G.w_avg), atol=1e-5)
 
 
 def test_w_avg_moves_in_training_mode_only():

@@ -189,8 +189,8 @@ def test_truncation_zero_draws_the_centre_image_of_each_class(toy, bank):
     assert not torch.equal(images, varied)
     with pytest.raises(ConfigError, match="synthetic_truncation.*which is not set"):
         make_config(overrides={**TINY_CNN, "objective.synthetic_truncation": 0.5})
-    with pytest.raises(ConfigError, match=r"objective.synthetic_truncation=1.5: must be in \[0, 1\]"):
-        make_config(overrides={**TINY_CNN, **synthetic(toy, synthetic_truncation=1.5)})
+    with pytest.raises(ConfigError, match=r"objective.synthetic_truncation=2.5: must be in \[0, 2\]"):
+        make_config(overrides={**TINY_CNN, **synthetic(toy, synthetic_truncation=2.5)})
 
 
 def test_unfit_generator_runs_are_refused(module_dir, toy, bank):
@@ -408,8 +408,8 @@ def test_evaluate_with_truncation_scores_and_trains_cas_on_truncated_samples(toy
     assert report["model"]["coverage"] < toy_report["model"]["coverage"]
     assert "truncated with psi 0" in format_table(report)
     # The option is checked before any work, and refused for runs that take no noise.
-    assert main(["evaluate", str(toy), "--truncation", "1.5", "--classifier", str(real_classifier)]) == 2
-    assert "truncation=1.5: must be in [0, 1]" in error_line(capsys, "evaluate")
+    assert main(["evaluate", str(toy), "--truncation", "2.5", "--classifier", str(real_classifier)]) == 2
+    assert "truncation=2.5: must be in [0, 2]" in error_line(capsys, "evaluate")
     assert main(["evaluate", str(denoiser), "--truncation", "0.7"]) == 2
     assert "--truncation is for generators" in error_line(capsys, "evaluate")
 

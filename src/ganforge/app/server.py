@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..errors import ConfigError, GanforgeError
 from ..data.masks import parse_box
+from ..models.truncation import MAX_PSI
 from .jobs import Limits, TooLarge, edit_upload, image_size, interpolation_strip, sample_grid
 from .runs import StudioRun
 from .work import QueueFull, WorkQueue
@@ -219,7 +220,7 @@ def create_app(runs: list[StudioRun], limits: Limits | None = None, workers: int
                      n: Annotated[int, Query(ge=1, le=limits.max_n, description="images")] = 16,
                      seed: Annotated[int, Query(ge=0, lt=2**63)] = 0,
                      cls: Annotated[str | None, Query(alias="class", description=CLASS_HELP)] = None,
-                     truncation: Annotated[float | None, Query(ge=0, le=1, description="psi; 1 is none")] = None,
+                     truncation: Annotated[float | None, Query(ge=0, le=MAX_PSI, description="psi; 1 is none, above 1 wider")] = None,
                      nrow: Annotated[int | None, Query(ge=1, le=limits.max_n, description="images per row")] = None,
                      keep_best: Annotated[float | None, Query(gt=0, le=1, description="keep this best share of "
                                                               "candidates by the run's discriminator")] = None):

@@ -47,7 +47,7 @@ def add_synthetic_options(parser: argparse.ArgumentParser) -> None:
                        help="classes of the samples: in turn, or in the real data's proportions "
                             "[objective.synthetic_labels; default: balanced]")
     group.add_argument("--synthetic-truncation", metavar="PSI", type=float, default=None,
-                       help="truncation of the samples, in [0, 1]: typical rather than varied "
+                       help="truncation of the samples, in [0, 2]: below 1 typical rather than varied "
                             "[objective.synthetic_truncation; default: 1, none]")
     group.add_argument("--synthetic-keep-best", metavar="SHARE", type=float, default=None,
                        help="keep the best SHARE of candidate samples by the generator run's "

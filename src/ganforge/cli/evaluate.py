@@ -39,7 +39,8 @@ def add_parser(commands, name: str) -> None:
                              "write RUN/memorization.png of the closest pairs")
     parser.add_argument("--truncation", type=float, default=None, metavar="PSI",
                         help="generators: score samples drawn with the truncation trick, PSI in "
-                             "[0, 1] (precision up, recall down) [default: none]")
+                             "[0, 2]: below 1 precision up and recall down, above 1 the other way "
+                             "[default: none]")
     parser.add_argument("--keep-best", type=float, default=None, metavar="SHARE",
                         help="GANs: score the best SHARE of candidates by the run's discriminator, "
                              "SHARE in (0, 1] (written to RUN/eval-keep-best-SHARE.json) [default: all]")

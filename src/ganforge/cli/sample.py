@@ -23,8 +23,9 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("--class", dest="class_", type=int, default=None, metavar="C",
                         help="conditional models: every image of class C (same as --labels C)")
     parser.add_argument("--truncation", type=float, default=None, metavar="PSI",
-                        help="truncation trick, psi in [0, 1]: stylegan moves w towards its mean, "
-                             "other models scale z; lower is more typical, less varied [default: off]")
+                        help="truncation trick, psi in [0, 2]: stylegan moves w towards its mean, "
+                             "other models scale z; lower is more typical, less varied, above 1 more "
+                             "varied [default: off]")
     parser.add_argument("--keep-best", type=float, default=None, metavar="SHARE",
                         help="GANs: draw n/SHARE candidates and keep the n the run's discriminator "
                              "rates best, SHARE in (0, 1] (more precise) [default: keep all]")

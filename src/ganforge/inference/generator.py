@@ -79,7 +79,8 @@ class TrainedGenerator:
             labels: class per image (conditional models only); length n. Conditional
                 models cycle through the classes when it is not given.
             batch_size: images per forward pass.
-            truncation: psi in [0, 1]; lower is closer to the average image (see `generate`).
+            truncation: psi in [0, 2]; lower is closer to the average image, above 1 wider
+                than trained (see `generate`).
             progress: called as progress(done, n) after each batch (a progress bar).
             keep_best: share in (0, 1]: draw n / share candidates and keep the n the run's
                 discriminator rates best (GANs; see `models.rejection`).

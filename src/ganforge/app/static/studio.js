@@ -136,7 +136,7 @@ $("sample-form").addEventListener("submit", (event) => {
   const params = new URLSearchParams({ n: $("sample-n").value, seed: $("sample-seed").value });
   if ($("sample-class").value !== "") params.set("class", $("sample-class").value);
   const psi = Number($("sample-truncation").value);
-  if (psi < 1) params.set("truncation", String(psi));
+  if (psi !== 1) params.set("truncation", String(psi));
   if ($("sample-keep-best").value !== "") params.set("keep_best", $("sample-keep-best").value);
   fetchImage(runPath(`/sample?${params}`), $("grid"), $("sample-button"), "Sampling");
 });
