@@ -110,13 +110,12 @@ class ClassSpread(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         n, _, h, w = x.shape
         flat, strength = x.float().flatten(1), self.condition_strength
-        whole = lambda: _spread(flat, torch.zeros(n, dtype=torch.long, device=x.device), 1)  # noqa: E731
         if labels is None or strength == 0:
-            spread = whole()
+            spread = _batch_spread(flat)
         else:
             spread = at_strength(_spread(flat, labels, self.num_classes), strength)
             if strength != 1:
-                spread = spread + (1 - strength) * whole()
+                spread = spread + (1 - strength) * _batch_spread(flat)
         return torch.cat([x, spread.to(x.dtype).view(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
 
 
@@ -130,6 +129,11 @@ def _spread(flat: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Ten
     std = (squares / (counts - 1).clamp(min=1) + 1e-8).sqrt().mean(1)
     counts = counts.squeeze(1)
     return torch.where(counts >= 2, std, torch.zeros_like(std))[labels]
+
+
+def _batch_spread(flat: torch.Tensor) -> torch.Tensor:
+    """Per image, the whole batch's feature standard deviation (the batch as one class) (N,)."""
+    return _spread(flat, torch.zeros(len(flat), dtype=torch.long, device=flat.device), 1)
 
 
 def at_strength(term: torch.Tensor, strength: float) -> torch.Tensor:
