@@ -122,6 +122,26 @@ def test_dcgan_class_norm_conditions_every_batch_norm_of_g_and_keeps_the_plain_l
         [k for k in build_models(ModelConfig(name="dcgan", args=SMALL["dcgan"]), DataShape(32, 1))["G"].state_dict()]
 
 
+def test_dcgan_without_label_embedding_needs_class_norm_so_g_never_ignores_its_labels():
+    """embed_dim 0 with class-conditional norm: the labels reach G through its batch norm alone
+    (z goes in unjoined, and the class still changes the image); without the norm, or below 0,
+    a one-line error names the key instead of a G that ignores its labels."""
+    torch.manual_seed(0)
+    g = build_models(ModelConfig(name="dcgan", args={**SMALL["dcgan"], "embed_dim": 0, "g_class_norm": True}),
+                     DataShape(32, 1, 3))["G"]
+    assert g.net[0].in_channels == g.latent_dim
+    for m in g.modules():
+        if hasattr(m, "gain"):
+            torch.nn.init.normal_(m.gain.weight, 1.0, 0.3)
+    z = torch.randn(6, g.latent_dim)
+    assert not torch.allclose(g(z, torch.tensor([0, 1, 2, 0, 1, 2])), g(z, torch.tensor([1, 2, 0, 1, 2, 0])))
+    for args, hint in (({"embed_dim": 0}, "g_class_norm=true"), ({"embed_dim": -1, "g_class_norm": True}, "1 or more")):
+        with pytest.raises(ConfigError, match=rf"model\.embed_dim=-?\d.*{hint}"):
+            build_models(ModelConfig(name="dcgan", args={**SMALL["dcgan"], **args}), DataShape(32, 1, 3))
+    # Unconditional data: no classes, so no embedding is needed and 0 is fine.
+    assert build_models(ModelConfig(name="dcgan", args={**SMALL["dcgan"], "embed_dim": 0}), DataShape(32, 1))["G"]
+
+
 def test_dcgan_minibatch_std_lets_d_see_a_batch_without_variety():
     """d_mbstd adds one channel before D's last layer: the same image scored alone or within a
     varied batch gets another logit (D sees the batch), and a batch of copies is told apart."""

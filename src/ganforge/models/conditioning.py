@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
+
 
 def embed_labels(embedding: nn.Embedding, labels: torch.Tensor) -> torch.Tensor:
     """Class embeddings of `labels`: integer classes (N,), or class weights (N, classes) as
@@ -23,19 +25,29 @@ def embed_labels(embedding: nn.Embedding, labels: torch.Tensor) -> torch.Tensor:
 
 
 class LabelToNoise(nn.Module):
-    """Concatenates a learned class embedding to z; identity for unconditional models."""
+    """Concatenates a learned class embedding to z; identity for unconditional models. Size 0
+    only where the labels reach G another way: `class_norm` True (its class-conditional batch
+    norm on; False: the model has one, off; None: it has none)."""
 
-    def __init__(self, num_classes: int, dim: int):
+    def __init__(self, num_classes: int, dim: int, class_norm: bool | None = None):
         super().__init__()
-        self.embed = nn.Embedding(num_classes, dim) if num_classes else None
+        if num_classes and (dim < 0 or (dim == 0 and not class_norm)):
+            # With no embedding (and no class-conditional norm) G would ignore its labels.
+            hint = " (or model.g_class_norm=true, which gives the labels to its batch norm instead)"
+            raise ConfigError(f"model.embed_dim={dim}: a conditional generator needs a class embedding "
+                              f"of size 1 or more{hint if dim == 0 and class_norm is False else ''}")
+        self.conditional = bool(num_classes)
+        self.embed = nn.Embedding(num_classes, dim) if num_classes and dim else None
         self.extra = dim if num_classes else 0
         self.condition_strength = 1.0
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        if self.embed is None:
+        if not self.conditional:
             return z
         if labels is None:
             raise ValueError("this generator is class-conditional: pass labels")
+        if self.embed is None:
+            return z
         return torch.cat([z, at_strength(embed_labels(self.embed, labels), self.condition_strength)], dim=1)
 
 

@@ -22,7 +22,8 @@ class DCGANArgs:
     g_width: int = 64      # ngf: generator channels at the last hidden layer (doubling towards 4x4)
     d_width: int = 64      # ndf: discriminator channels at the first layer
     max_width: int = 1024  # cap on channels at the coarsest layers
-    embed_dim: int = 50    # conditional models: size of the class embedding joined to z
+    embed_dim: int = 50    # conditional models: size of the class embedding joined to z (0 with
+                           # g_class_norm: the labels reach G through its batch norm alone)
     d_batchnorm: bool = True  # batch norm in D (turn off for gradient penalties, as WGAN-GP does)
     g_class_norm: bool = False  # conditional models: class-conditional batch norm in G (a gain and
                                 # bias per class, as SNGAN/BigGAN), besides the embedding joined to z
@@ -51,7 +52,7 @@ class Generator(nn.Module):
         super().__init__()
         self.latent_dim, self.resolution, self.channels = args.latent_dim, shape.resolution, shape.channels
         self.num_classes = shape.num_classes
-        self.condition = LabelToNoise(shape.num_classes, args.embed_dim)
+        self.condition = LabelToNoise(shape.num_classes, args.embed_dim, class_norm=args.g_class_norm)
         base, n = _plan(shape.resolution)
         widths = [min(args.g_width * 2 ** (n - 1 - i), args.max_width) for i in range(n)]
         z_in = args.latent_dim + self.condition.extra
