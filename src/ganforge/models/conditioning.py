@@ -26,16 +26,15 @@ def embed_labels(embedding: nn.Embedding, labels: torch.Tensor) -> torch.Tensor:
 
 class LabelToNoise(nn.Module):
     """Concatenates a learned class embedding to z; identity for unconditional models. Size 0
-    only where the labels reach G another way: `class_norm` True (its class-conditional batch
-    norm on; False: the model has one, off; None: it has none)."""
+    only where the labels reach G another way (`labels_elsewhere`: its class-conditional norm)."""
 
-    def __init__(self, num_classes: int, dim: int, class_norm: bool | None = None):
+    def __init__(self, num_classes: int, dim: int, labels_elsewhere: bool = False):
         super().__init__()
-        if num_classes and (dim < 0 or (dim == 0 and not class_norm)):
+        if num_classes and (dim < 0 or (dim == 0 and not labels_elsewhere)):
             # With no embedding (and no class-conditional norm) G would ignore its labels.
-            hint = " (or model.g_class_norm=true, which gives the labels to its batch norm instead)"
             raise ConfigError(f"model.embed_dim={dim}: a conditional generator needs a class embedding "
-                              f"of size 1 or more{hint if dim == 0 and class_norm is False else ''}")
+                              "of size 1 or more (dcgan: or 0 with model.g_class_norm=true, which gives "
+                              "the labels to its batch norm)")
         self.conditional = bool(num_classes)
         self.embed = nn.Embedding(num_classes, dim) if num_classes and dim else None
         self.extra = dim if num_classes else 0

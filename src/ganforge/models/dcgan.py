@@ -52,7 +52,7 @@ class Generator(nn.Module):
         super().__init__()
         self.latent_dim, self.resolution, self.channels = args.latent_dim, shape.resolution, shape.channels
         self.num_classes = shape.num_classes
-        self.condition = LabelToNoise(shape.num_classes, args.embed_dim, class_norm=args.g_class_norm)
+        self.condition = LabelToNoise(shape.num_classes, args.embed_dim, labels_elsewhere=args.g_class_norm)
         base, n = _plan(shape.resolution)
         widths = [min(args.g_width * 2 ** (n - 1 - i), args.max_width) for i in range(n)]
         z_in = args.latent_dim + self.condition.extra
