@@ -9,6 +9,9 @@ per-class diversity stand beside it).
 Recipes (each the command a user types, plus --time-budget S --seed K --out ...):
 - reference: the textbook DCGAN at native 28 px, widths 48, Adam 2e-4 / 0.5, batch 64, no EMA,
   no augmentation, no health controller (the plain loop, run through ganforge's trainer);
+- reference-conditional: the same plain loop, class-conditional (label embedding joined to z,
+  projection D; no mode seeking, class head or spread): the conditional preset's like-for-like
+  baseline (from 2026-12-06, seventeenth session);
 - default: `ganforge train --dataset SET --time-budget S` and nothing else (a short budget
   sizes the networks: 28 px, widths 32, Adam 4e-4; a long one trains widths 48 with Adam
   4e-4 (2e-4 until 2026-12-04) and lazy R1; both at Adam betas (0, 0.99) since the seventh
@@ -75,6 +78,13 @@ RECIPES = {
                   "--set", "objective.r1_gamma=0"],  # DCGAN's Adam and no R1, whatever the budget adds
     "default": [],
     "conditional": ["--preset", "cgan-mnist"],
+    # The plain loop made class-conditional the standard way (label embedding joined to z,
+    # projection D), nothing else: the like-for-like baseline of the conditional preset.
+    "reference-conditional": ["--resolution", "28", "--set", "model.conditional=true",
+                              "--set", "model.g_width=48", "--set", "model.d_width=48",
+                              "--lr", "2e-4", "--set", "train.beta1=0.5", "--set", "train.beta2=0.999",
+                              "--set", "train.ema_decay=0", "--set", "health.enabled=false",
+                              "--set", "objective.r1_gamma=0", "--set", "objective.mode_seeking=0"],
     "r1": ["--preset", "dcgan-mnist"],
     "sized": ["--resolution", "28", "--set", "model.g_width=32", "--set", "model.d_width=32", "--lr", "4e-4",
               "--set", "train.beta1=0.0", "--set", "train.beta2=0.99"],

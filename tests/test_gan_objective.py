@@ -756,6 +756,67 @@ def test_the_raised_mode_seeking_weight_survives_resume_unless_the_user_changes_
     assert changed.objective.mode_seeking == 0.1
 
 
+# --------------------------------------------------------------------------- class spread matched
+
+def test_spread_gap_is_the_mean_squared_log_ratio_over_classes_seen_twice_on_both_sides():
+    real = (torch.tensor([2.0, 1.0, 4.0, 1.0]), torch.tensor([3.0, 2.0, 2.0, 1.0]))
+    fake = (torch.tensor([1.0, 1.0, 8.0, 9.0]), torch.tensor([2.0, 5.0, 1.0, 4.0]))
+    # Class 0 half as wide (log 2), class 1 as wide; class 2 met once among the fakes and
+    # class 3 once among the reals: neither counts.
+    assert float(gan_module.spread_gap(fake, real)) == pytest.approx(np.log(2) ** 2 / 2)
+    assert float(gan_module.spread_gap((real[0] * 3, real[1]), real)) == pytest.approx(np.log(3) ** 2, rel=1e-5)   # three classes, each 3x
+    assert float(gan_module.spread_gap(fake, (real[0], torch.ones(4)))) == 0.0   # no class to compare
+
+
+def test_spread_match_widens_a_generator_that_draws_each_class_too_alike():
+    """The term alone, followed by G: a G whose classes are narrower than the reals' in D's
+    features (its z scaled down) is pulled wider, and its gap to the reals' spread closes."""
+    torch.manual_seed(0)
+    pair = nets("dcgan", classes=4, d_class_spread=True)
+    objective = GANObjective(GANArgs(spread_match=1.0, mode_seeking=0.0), pair)
+    G = objective.G
+    images = torch.rand(32, 1, 16, 16) * 2 - 1
+    batch = Batch(images, torch.arange(32) % 4)
+    optimizer = torch.optim.Adam(G.parameters(), lr=0.01)
+    gaps = []
+    for _ in range(15):
+        objective.loss("D", batch)
+        objective._fake = G(objective._fake_z * 0.1, objective._fake_labels)   # each class drawn too alike
+        loss, values = objective.loss("G", batch)
+        gaps.append(float(values["spread_gap"]))
+        optimizer.zero_grad()
+        gan_module.spread_gap(objective.spread.class_spread, objective._real_spread).backward()   # the term alone
+        optimizer.step()
+    assert gaps[0] > 0.1 and gaps[-1] < 0.5 * gaps[0], gaps
+
+
+def test_spread_match_adds_its_weighted_gap_to_the_generator_loss():
+    objective = GANObjective(GANArgs(spread_match=2.0, mode_seeking=0.0), nets("dcgan", classes=10, d_class_spread=True))
+    batch = Batch(real_batch().images, torch.arange(8) % 5)
+    objective.loss("D", batch)
+    real = objective._real_spread
+    fake, labels = objective._fake, objective._fake_labels
+    loss, values = objective.loss("G", batch)
+    plain = objective.adv.g_loss(objective.D(fake, labels)).detach()
+    gap = gan_module.spread_gap(objective.spread.class_spread, real).detach()
+    assert float(values["spread_gap"]) == pytest.approx(float(gap))
+    assert float(loss.detach()) == pytest.approx(float(plain + 2.0 * gap), rel=1e-5)
+
+
+def test_spread_match_needs_a_conditional_d_that_sees_each_classs_spread(tmp_path):
+    with pytest.raises(ConfigError, match="objective.spread_match needs a D that sees"):
+        GANObjective(GANArgs(spread_match=1.0), nets("dcgan", classes=10))
+    with pytest.raises(ConfigError, match="objective.spread_match needs a conditional model"):
+        GANObjective(GANArgs(spread_match=1.0), nets("dcgan"))
+    with pytest.raises(ConfigError, match="objective.spread_match"):
+        GANObjective(GANArgs(spread_match=1.0, acgan_weight=0.5), nets("dcgan", classes=10, d_class_spread=True))
+    with pytest.raises(ConfigError, match="objective.spread_match=-1"):
+        ganforge.make_config(overrides=tiny(tmp_path, "bad", **{"objective.spread_match": -1.0}))
+    run = ganforge.train(overrides=tiny(tmp_path, "r", 4, **{"model.conditional": True, "model.d_class_spread": True,
+                                                            "objective.spread_match": 1.0}))
+    assert all(r["spread_gap"] >= 0 for r in metrics(run.dir) if "loss_G" in r)
+
+
 # --------------------------------------------------------------------------- labels faded in
 
 @pytest.mark.parametrize("model", ["dcgan", "mlp", "resnet", "stylegan"])

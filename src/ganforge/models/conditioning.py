@@ -117,34 +117,42 @@ class ClassSpread(nn.Module):
             raise ValueError(f"ClassSpread needs a conditional model, got {num_classes} classes")
         self.num_classes = num_classes
         self.condition_strength = 1.0
+        # The last labelled batch's spread per class and images per class ((K,), (K,)): what
+        # the objective's spread matching (objective.spread_match) compares, fakes to reals.
+        self.class_spread: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         n, _, h, w = x.shape
         flat, strength = x.float().flatten(1), self.condition_strength
+        self.class_spread = None
         if labels is None or strength == 0:
             spread = _batch_spread(flat)
         else:
-            spread = at_strength(_spread(flat, labels, self.num_classes), strength)
+            self.class_spread = class_spreads(flat, labels, self.num_classes)
+            std, counts = self.class_spread
+            spread = at_strength(torch.where(counts >= 2, std, torch.zeros_like(std))[labels], strength)
             if strength != 1:
                 spread = spread + (1 - strength) * _batch_spread(flat)
         return torch.cat([x, spread.to(x.dtype).view(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
 
 
-def _spread(flat: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
-    """Per image, the feature standard deviation of its label's images in the batch (N,)."""
+def class_spreads(flat: torch.Tensor, labels: torch.Tensor, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each class's feature standard deviation in the batch (unbiased variance averaged over
+    features, then its root) and its number of images: (K,), (K,). A class met once or not
+    at all has no spread (its value is meaningless; its count says so)."""
     member = F.one_hot(labels, classes).to(flat.dtype).T            # (K, N)
     counts = member.sum(1, keepdim=True)                             # (K, 1)
     sums = member @ flat                                             # (K, D)
     # Sums of squares about the class means from the raw moments: the work stays (K, D), not (N, D).
     squares = (member @ (flat * flat) - sums * sums / counts.clamp(min=1)).clamp(min=0)
     std = (squares / (counts - 1).clamp(min=1) + 1e-8).sqrt().mean(1)
-    counts = counts.squeeze(1)
-    return torch.where(counts >= 2, std, torch.zeros_like(std))[labels]
+    return std, counts.squeeze(1)
 
 
 def _batch_spread(flat: torch.Tensor) -> torch.Tensor:
     """Per image, the whole batch's feature standard deviation (the batch as one class) (N,)."""
-    return _spread(flat, torch.zeros(len(flat), dtype=torch.long, device=flat.device), 1)
+    std, _ = class_spreads(flat, torch.zeros(len(flat), dtype=torch.long, device=flat.device), 1)
+    return (std if len(flat) >= 2 else torch.zeros_like(std)).expand(len(flat))
 
 
 def at_strength(term: torch.Tensor, strength: float) -> torch.Tensor:

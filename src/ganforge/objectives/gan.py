@@ -25,7 +25,7 @@ from ..data.augment import AdaptiveAugment, augment, parse_policy
 from ..errors import ConfigError, require_at_least_one
 from ..losses import GAN_LOSSES, ns_d_loss
 from ..losses.regularizers import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
-from ..models.conditioning import set_condition_strength
+from ..models.conditioning import ClassSpread, set_condition_strength
 from .base import OBJECTIVES, Batch, Objective, ObjectiveEntry, Phase, require_nets
 
 DEFAULT_POLICY = "translation,color,cutout"
@@ -68,6 +68,10 @@ class GANArgs:
     condition_after: int = 0           # conditional models: G steps trained without the labels first
     condition_ramp: int = 0            # then G steps over which the labels fade in (transitional training,
                                        # Shahbazi et al. 2023); both 0: conditional from the first step
+    spread_match: float = 0.0          # conditional models whose D sees each class's spread (dcgan's
+                                       # model.d_class_spread): G is also asked to match each class's
+                                       # spread in D's features to the reals', weight x mean squared log
+                                       # ratio (0: off)
 
     def check(self):
         loss = GAN_LOSSES.get(self.loss)
@@ -75,7 +79,8 @@ class GANArgs:
         for key in ("condition_after", "condition_ramp"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"objective.{key}={getattr(self, key)}: must be >= 0 (G steps)")
-        for key in ("gp_weight", "r1_gamma", "acgan_weight", "aux_weight", "drift", "mode_seeking", "cr_weight"):
+        for key in ("gp_weight", "r1_gamma", "acgan_weight", "aux_weight", "drift", "mode_seeking", "cr_weight",
+                    "spread_match"):
             value = getattr(self, key)
             if value is not None and value < 0:
                 raise ConfigError(f"objective.{key}={value}: must be >= 0")
@@ -136,15 +141,34 @@ def mode_seeking_ratio(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return (images / noises).mean()
 
 
+def spread_gap(fake: tuple[torch.Tensor, torch.Tensor], real: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """How far the fakes' spread per class is from the reals' in D's features: the mean squared
+    log ratio over the classes with at least two images on both sides (0 if there is none).
+    A ratio, so it asks a class drawn too narrow to widen as much as one drawn too wide to
+    narrow, whatever the scale of D's features. No host sync: the mask weighs, not indexes."""
+    (fake_std, fake_n), (real_std, real_n) = fake, real
+    both = ((fake_n >= 2) & (real_n >= 2)).to(fake_std.dtype)
+    squared = (fake_std.log() - real_std.log()).pow(2)
+    return (squared * both).sum() / both.sum().clamp(min=1)
+
+
 class GANObjective(Objective):
     def __init__(self, args: GANArgs, nets):
         require_nets("gan", nets, ("G", "D"))
         super().__init__(args, nets)
         self.adv = GAN_LOSSES.get(args.loss)
         self.classes = getattr(nets["G"], "num_classes", 0)
-        for key in ("acgan_weight", "aux_weight", "condition_after", "condition_ramp"):
+        for key in ("acgan_weight", "aux_weight", "condition_after", "condition_ramp", "spread_match"):
             if getattr(args, key) and not self.classes:
                 raise ConfigError(f"objective.{key} needs a conditional model (model.conditional=true)")
+        self.spread = next((m for m in nets["D"].modules() if isinstance(m, ClassSpread)), None)
+        if args.spread_match and self.spread is None:
+            raise ConfigError("objective.spread_match needs a D that sees each class's spread "
+                              "(dcgan: model.d_class_spread=true)")
+        if args.spread_match and args.acgan_weight:
+            raise ConfigError("objective.spread_match needs the labels in D; objective.acgan_weight "
+                              "gives D none (use objective.aux_weight for a class head)")
+        self._real_spread: tuple[torch.Tensor, torch.Tensor] | None = None
         if args.acgan_weight and args.aux_weight:
             raise ConfigError("objective.acgan_weight and objective.aux_weight are two kinds of class head: set one")
         self.class_weight = args.acgan_weight or args.aux_weight   # the one class head's weight (0: none)
@@ -279,6 +303,10 @@ class GANObjective(Objective):
         if classes is not None:
             # While the labels fade in, G is asked to match them only as strongly as it sees them.
             loss = loss + self.class_weight * self.condition_strength() * F.cross_entropy(classes.float(), labels)
+        if self.args.spread_match and self._real_spread is not None and self.spread.class_spread is not None:
+            gap = spread_gap(self.spread.class_spread, self._real_spread)
+            loss = loss + self.args.spread_match * gap
+            values["spread_gap"] = gap.detach()
         if self.mode_seeking and len(fake) >= 2:
             ratio = mode_seeking_ratio(fake, self._fake_z)
             loss = loss + self.mode_seeking / (ratio + MODE_SEEKING_EPS)
@@ -291,6 +319,9 @@ class GANObjective(Objective):
         self._batch_size = batch.images.shape[0]
         self._fake, self._fake_labels = self._fakes(self._batch_size, batch.images.device)
         real, real_classes = self._D(batch.images, real_labels)
+        if self.args.spread_match and self.spread.class_spread is not None:
+            std, counts = self.spread.class_spread
+            self._real_spread = (std.detach(), counts)
         fake, fake_classes = self._D(self._fake.detach(), self._fake_labels)
         if self.args.label_smoothing:
             loss = ns_d_loss(real, fake, real_target=1.0 - self.args.label_smoothing)
