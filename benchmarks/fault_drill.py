@@ -74,7 +74,10 @@ def drill(kills: int, steps: int, extra: list[str], seed: int, work: Path) -> di
             break  # the run finished before the kill
         resumed += resume
         torn += [f"kill {done}: {name}" for name in checkpoints_load(killed)]
-    final = subprocess.run(command(killed, steps, extra, True), capture_output=True, text=True)
+    # As the loop does: every kill may land before the first checkpoint (a slow CPU's start-up),
+    # and a run with nothing saved starts again rather than resumes.
+    resume = (killed / "checkpoints" / "last.safetensors").is_file()
+    final = subprocess.run(command(killed, steps, extra, resume), capture_output=True, text=True)
     if final.returncode:
         raise SystemExit(f"the last resume failed:\n{final.stderr[-2000:]}")
     a, _ = checkpoint.load(straight / "checkpoints" / "last.safetensors")
