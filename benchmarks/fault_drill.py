@@ -33,6 +33,12 @@ def command(out: Path, steps: int, extra: list[str], resume: bool) -> list[str]:
     return head + (["--resume", str(out)] if resume else ["--out", str(out), *sets])
 
 
+def saved(run: Path) -> bool:
+    """Whether the run has a checkpoint to resume from: a kill may land before the first one
+    (a slow CPU's start-up), and a run with nothing saved starts again rather than resumes."""
+    return (run / "checkpoints" / "last.safetensors").is_file()
+
+
 def checkpoints_load(run: Path) -> list[str]:
     """Names of checkpoint files that fail to load (torn or half-written)."""
     from ganforge import checkpoint
@@ -59,7 +65,7 @@ def drill(kills: int, steps: int, extra: list[str], seed: int, work: Path) -> di
     one_run = time.perf_counter() - started
     done, torn, resumed = 0, [], 0
     while done < kills:
-        resume = (killed / "checkpoints" / "last.safetensors").is_file()
+        resume = saved(killed)
         process = subprocess.Popen(command(killed, steps, extra, resume), stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, start_new_session=True)
         try:
@@ -74,10 +80,7 @@ def drill(kills: int, steps: int, extra: list[str], seed: int, work: Path) -> di
             break  # the run finished before the kill
         resumed += resume
         torn += [f"kill {done}: {name}" for name in checkpoints_load(killed)]
-    # As the loop does: every kill may land before the first checkpoint (a slow CPU's start-up),
-    # and a run with nothing saved starts again rather than resumes.
-    resume = (killed / "checkpoints" / "last.safetensors").is_file()
-    final = subprocess.run(command(killed, steps, extra, resume), capture_output=True, text=True)
+    final = subprocess.run(command(killed, steps, extra, saved(killed)), capture_output=True, text=True)
     if final.returncode:
         raise SystemExit(f"the last resume failed:\n{final.stderr[-2000:]}")
     a, _ = checkpoint.load(straight / "checkpoints" / "last.safetensors")
