@@ -114,6 +114,26 @@ def test_dry_run_prints_config_and_writes_nothing(tmp_path, monkeypatch, capsys)
     assert ganforge.make_config(printed).to_dict() == printed
 
 
+def test_dry_run_builds_what_training_would_and_stops_on_keys_that_clash(tmp_path, monkeypatch, capsys):
+    """Errors that span keys (an objective option the model cannot take) stop a dry run with
+    one line and status 2, as they stop training; data not on this machine is only noted."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--dry-run", "--model", "mlp", "--set", "model.hidden=5"]) == 0
+    captured = capsys.readouterr()
+    assert yaml.safe_load(captured.out)["model"]["hidden"] == 5
+    assert "dry run: 1,437 training images (digits); networks built (G " in captured.err
+    assert main(["train", "--dry-run", "--set", "objective.spread_match=1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""                                   # no config printed for a wrong one
+    assert "objective.spread_match needs a conditional model" in captured.err
+    assert main(["train", "--dry-run", "--dataset", "mnist", "--data-dir", str(tmp_path / "none")]) == 0
+    captured = capsys.readouterr()
+    assert yaml.safe_load(captured.out)["data"]["name"] == "mnist"
+    assert "the data was not read, so the networks and objective were not built" in captured.err
+    assert "files not found" in captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []     # nothing downloaded, no run made
+
+
 def test_the_options_users_look_for_set_their_keys(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--dry-run", "--loss", "hinge", "--conditional", "--augment", "translation,color",

@@ -112,7 +112,8 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: dict, skip: 
                      help="override any config key, e.g. --set log.sample_every=100 "
                           "--set model.g_width=32 (repeatable)")
     run.add_argument("--dry-run", action="store_true",
-                     help="print the resolved config and exit without training")
+                     help="print the resolved config and exit without training, after checking that the "
+                          "data opens (never downloaded) and the networks and objective build for it")
     run.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -209,13 +210,28 @@ def _check_out(out: str | None) -> None:
             return
 
 
+def dry_run_check(config) -> str:
+    """Build what training would build (data read, never downloaded; networks and objective on
+    the CPU): a wrong key raises here; data that cannot be read is only noted, as a dry run
+    resolves a config for data that may not be on this machine yet."""
+    from ..errors import DataError
+    from ..training.trainer import check_build
+
+    try:
+        return check_build(config)
+    except DataError as error:
+        return f"the data was not read, so the networks and objective were not built ({error})"
+
+
 def train_and_report(args: argparse.Namespace, defaults: dict):
     """Resolve, then either print the config (--dry-run) or train; returns the Run or None."""
     from ..api import train
 
     config = resolve(args, defaults)
     if args.dry_run:
+        checked = dry_run_check(config)   # a wrong key stops here, before any output
         print(dump_yaml(config), end="")
+        print(f"dry run: {checked}", file=sys.stderr)
         return None
     from .. import distributed
 

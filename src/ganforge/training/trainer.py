@@ -29,6 +29,7 @@ import shutil
 import signal
 import threading
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,9 +94,7 @@ class Trainer:
         torch.manual_seed(train.seed)
 
         # Load data and build networks before the run directory is touched: bad input fails here.
-        data = load_dataset(config.data, "train")
-        degradation = parse_degradation(config.data.degrade) if config.data.degrade else None
-        self.shape = run_shape(config, data, degradation)
+        data, degradation, self.shape = open_data(config)
         self.class_names = data.class_names
         self.data = self._place(data)
         self.nets = build_models(config.model, self.shape)
@@ -611,6 +610,30 @@ class Trainer:
         self.objective.load_state_dict(meta.get("objective", {}))
         self.lr_scale, self.rollbacks = meta.get("lr_scale", 1.0), meta.get("rollbacks", 0)
         self.health.load_state_dict(meta.get("health", {}))
+
+
+def open_data(config: Config):
+    """The training split, its degradation (None if none) and the shape the networks are built for."""
+    data = load_dataset(config.data, "train")
+    degradation = parse_degradation(config.data.degrade) if config.data.degrade else None
+    return data, degradation, run_shape(config, data, degradation)
+
+
+def check_build(config: Config) -> str:
+    """What a dry run checks beyond the config, on the CPU: the data opens (never downloaded
+    here: data.download is off for the check) and the networks and objective build for it, so
+    the errors that span keys (an objective option the model cannot take, a model the data
+    cannot feed) show before a run starts rather than seconds into it. Returns a one-line
+    summary; raises DataError where the data cannot be read, ConfigError where a key is wrong."""
+    probe = dataclasses.replace(config, data=dataclasses.replace(config.data, download=False))
+    data, _, shape = open_data(probe)
+    nets = build_models(config.model, shape)
+    objective = build_objective(config.objective, nets)
+    objective.check_data(shape)
+    objective.check_classes(data.class_names)
+    freeze(config.train.freeze, nets, {phase.net for phase in objective.phases})
+    sizes = ", ".join(f"{name} {sum(p.numel() for p in net.parameters()):,}" for name, net in nets.items())
+    return f"{len(data):,} training images ({data.source}); networks built ({sizes} parameters)"
 
 
 def run_shape(config: Config, data, degradation) -> DataShape:
