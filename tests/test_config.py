@@ -17,7 +17,7 @@ from ganforge.errors import CheckpointError, ConfigError, GanforgeError
 
 
 DCGAN_DEFAULTS = {"latent_dim": 100, "g_width": 64, "d_width": 64, "max_width": 1024, "embed_dim": 50, "d_batchnorm": True,
-                  "g_class_norm": False, "d_mbstd": 0, "d_class_spread": False}
+                  "g_class_norm": False, "d_mbstd": 0, "d_class_spread": False, "d_pack": 1}
 MLP_DEFAULTS = {"latent_dim": 100, "hidden": 128, "layers": 1, "embed_dim": 10}
 
 

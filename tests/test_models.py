@@ -202,6 +202,46 @@ def test_dcgan_class_spread_adds_a_channel_and_needs_a_conditional_model():
         build_models(ModelConfig(name="dcgan", args={**SMALL["dcgan"], "d_class_spread": True}), DataShape(32, 1))
 
 
+def test_packing_stacks_each_image_with_others_of_its_class():
+    """Every partner is another image of the same class where the class has one (itself only
+    when alone), drawn afresh; a G drawing each class as one image hands D packs of copies."""
+    from ganforge.models.layers import PackWithPartners
+    torch.manual_seed(0)
+    labels = torch.tensor([0, 1, 0, 2, 1, 0, 3, 3, 2, 0, 4])
+    pack = PackWithPartners(3, 5)
+    draws = []
+    for _ in range(5):
+        partners = pack.partners(labels, len(labels), "cpu")
+        assert len(partners) == 2
+        sizes = torch.bincount(labels)[labels]
+        for k, partner in enumerate(partners, start=1):
+            assert torch.equal(labels[partner], labels)
+            wraps = k % sizes == 0           # the k-th next comes round to the image itself
+            assert torch.equal(partner[wraps], torch.arange(11)[wraps])
+            assert (partner[~wraps] != torch.arange(11)[~wraps]).all()
+        draws.append(partners[0])
+    assert any(not torch.equal(draws[0], d) for d in draws[1:])
+    collapsed = torch.randn(5, 1, 4, 4)[labels]
+    packed = pack(collapsed, labels)
+    assert packed.shape == (11, 3, 4, 4)
+    assert torch.equal(packed[:, 1], packed[:, 0]) and torch.equal(packed[:, 2], packed[:, 0])
+    real = torch.randn(11, 1, 4, 4)
+    assert not torch.equal(pack(real, labels)[:, 1], real[:, 0])
+    assert pack(real, None).shape == (11, 3, 4, 4)          # unconditional: partners from the batch
+
+
+def test_dcgan_packed_discriminator_keeps_one_logit_per_image_and_r1_per_image():
+    d = build_models(ModelConfig(name="dcgan", args={**SMALL["dcgan"], "d_pack": 2}), DataShape(32, 1, 10))["D"]
+    assert d.body[0].in_channels == 2
+    images = (torch.rand(6, 1, 32, 32) * 2 - 1).requires_grad_()
+    logits = d(images, torch.tensor([0, 0, 1, 1, 2, 2]))
+    assert logits.shape == (6,)
+    grad, = torch.autograd.grad(logits.sum(), images)
+    assert (grad.flatten(1).abs().sum(1) > 0).all()
+    with pytest.raises(ConfigError, match="model.d_pack=0"):
+        build_models(ModelConfig(name="dcgan", args={**SMALL["dcgan"], "d_pack": 0}), DataShape(32, 1, 10))
+
+
 def test_mlp_default_sizes():
     nets = build_models(ModelConfig(name="mlp"), DataShape(28, 1))
     linears = [m for m in nets["G"].modules() if isinstance(m, torch.nn.Linear)]

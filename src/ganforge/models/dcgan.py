@@ -10,7 +10,7 @@ from torch import nn
 
 from ..errors import ConfigError, require_at_least_one
 from .conditioning import ClassSpread, LabelToNoise, ProjectionHead, batch_norm, with_labels
-from .layers import MinibatchStd, init_dcgan, leaky
+from .layers import MinibatchStd, PackWithPartners, init_dcgan, leaky
 from .registry import MODELS, Architecture, DataShape, gan_pair
 
 RESOLUTIONS = (16, 28, 32, 64, 128)
@@ -31,11 +31,15 @@ class DCGANArgs:
                            # size, 0 off; lets D see a batch with too little variety
     d_class_spread: bool = False  # conditional models: each class's spread in the batch as a channel
                                   # before D's last layer, so D sees collapse within a class
+    d_pack: int = 1        # PacGAN: D judges each image stacked with d_pack - 1 others of its class
+                           # in the batch (of the batch if unconditional); 1 off
 
     def check(self):
         require_at_least_one("model", self, ("latent_dim", "g_width", "d_width", "max_width"))
         if self.d_mbstd < 0 or self.d_mbstd == 1:
             raise ConfigError(f"model.d_mbstd={self.d_mbstd}: a group size of at least 2 (or 0: off)")
+        if self.d_pack < 1:
+            raise ConfigError(f"model.d_pack={self.d_pack}: images per pack, at least 1 (1: off)")
 
 
 def _plan(resolution: int) -> tuple[int, int]:
@@ -79,7 +83,8 @@ class Discriminator(nn.Module):
         super().__init__()
         base, n = _plan(shape.resolution)
         widths = [min(args.d_width * 2 ** i, args.max_width) for i in range(n)]
-        layers = [nn.Conv2d(shape.channels, widths[0], 4, 2, 1, bias=False), leaky()]
+        self.pack = PackWithPartners(args.d_pack, shape.num_classes) if args.d_pack > 1 else None
+        layers = [nn.Conv2d(shape.channels * args.d_pack, widths[0], 4, 2, 1, bias=False), leaky()]
         for c_in, c_out in zip(widths, widths[1:]):
             norm = [nn.BatchNorm2d(c_out)] if args.d_batchnorm else []
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not args.d_batchnorm), *norm, leaky()]
@@ -97,7 +102,7 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None,
                 with_classes: bool = False):
         """Logits (N,); with `with_classes`, also ACGAN class logits (N, classes)."""
-        h = self.body(x)
+        h = self.body(self.pack(x, labels) if self.pack else x)
         phi = h.sum((2, 3)) if self.num_classes else None
         if self.mbstd:
             h = self.mbstd(h)

@@ -84,3 +84,40 @@ class MinibatchStd(nn.Module):
         y = y.mean(dim=(2, 3, 4)).reshape(-1, f, 1, 1)    # (n/g, f, 1, 1)
         y = y.repeat(g, 1, h, w).to(x.dtype)
         return torch.cat([x, y], dim=1)
+
+
+class PackWithPartners(nn.Module):
+    """PacGAN's packing (Lin et al. 2018) for a batch of any mix of classes: each image goes
+    to D with `pack - 1` others of its class in the batch (of the batch, without labels)
+    stacked on its channels. D then judges sets: a generator that draws one shirt again and
+    again hands it sets of near-copies, which real sets of a class never are. Unlike PacGAN's
+    split of the batch into disjoint packs, every image keeps its own logit (the batch size,
+    the projection's labels and R1's per-image gradient stay as they are); the partners are
+    drawn afresh at each call, cyclically within a class in a random order, so an image alone
+    in its class is packed with itself. No host sync."""
+
+    def __init__(self, pack: int, num_classes: int = 0):
+        super().__init__()
+        if pack < 2:
+            raise ValueError(f"PackWithPartners needs pack >= 2, got {pack}")
+        self.pack, self.groups = pack, max(num_classes, 1)
+
+    def partners(self, labels: torch.Tensor | None, n: int, device) -> list[torch.Tensor]:
+        """Index tensors (N,), one per partner: the k-th next image of the same class."""
+        group = torch.zeros(n, dtype=torch.long, device=device) if labels is None else labels.long()
+        order = (group * n + torch.randperm(n, device=device)).argsort()   # by class, random within
+        grouped = group[order]
+        counts = torch.bincount(grouped, minlength=self.groups)
+        start, count = (counts.cumsum(0) - counts)[grouped], counts[grouped]
+        place = torch.arange(n, device=device) - start
+        found = []
+        for k in range(1, self.pack):
+            partner = torch.empty_like(order)
+            partner[order] = order[start + (place + k) % count]
+            found.append(partner)
+        return found
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if labels is not None and labels.is_floating_point():   # class weights: the heaviest class
+            labels = labels.argmax(1)
+        return torch.cat([x, *(x[p] for p in self.partners(labels, len(x), x.device))], dim=1)
