@@ -107,7 +107,10 @@ class PackWithPartners(nn.Module):
         group = torch.zeros(n, dtype=torch.long, device=device) if labels is None else labels.long()
         order = (group * n + torch.randperm(n, device=device)).argsort()   # by class, random within
         grouped = group[order]
-        counts = torch.bincount(grouped, minlength=self.groups)
+        # Counted by scatter, not bincount: bincount sizes its output from the largest label,
+        # a host sync on a GPU.
+        counts = torch.zeros(self.groups, dtype=torch.long, device=device).scatter_add_(
+            0, grouped, torch.ones_like(grouped))
         start, count = (counts.cumsum(0) - counts)[grouped], counts[grouped]
         place = torch.arange(n, device=device) - start
         found = []

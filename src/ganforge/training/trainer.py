@@ -22,6 +22,7 @@ across a rollback and then strengthened (after a flat D: the regulariser weight 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import re
@@ -29,7 +30,6 @@ import shutil
 import signal
 import threading
 import time
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
