@@ -121,6 +121,4 @@ class PackWithPartners(nn.Module):
         return found
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if labels is not None and labels.is_floating_point():   # class weights: the heaviest class
-            labels = labels.argmax(1)
         return torch.cat([x, *(x[p] for p in self.partners(labels, len(x), x.device))], dim=1)

@@ -102,9 +102,7 @@ class Trainer:
             net.to(self.device)
             if self.channels_last:
                 net.to(memory_format=torch.channels_last)
-        self.objective = build_objective(config.objective, self.nets)
-        self.objective.check_data(self.shape)
-        self.objective.check_classes(data.class_names)
+        self.objective = checked_objective(config, self.nets, self.shape, data.class_names)
         # train.freeze: before DDP wraps the networks, so it leaves frozen parameters out.
         self.frozen = freeze(train.freeze, self.nets, {phase.net for phase in self.objective.phases})
         # Under torchrun the objective trains through DDP-wrapped networks (same parameters).
@@ -619,6 +617,15 @@ def open_data(config: Config):
     return data, degradation, run_shape(config, data, degradation)
 
 
+def checked_objective(config: Config, nets: dict, shape: DataShape, class_names):
+    """The objective over `nets`, checked against the data's shape and classes (one place for
+    training and the dry run, so a check added here reaches both)."""
+    objective = build_objective(config.objective, nets)
+    objective.check_data(shape)
+    objective.check_classes(class_names)
+    return objective
+
+
 def check_build(config: Config) -> str:
     """What a dry run checks beyond the config, on the CPU: the data opens (never downloaded
     here: data.download is off for the check) and the networks and objective build for it, so
@@ -628,9 +635,7 @@ def check_build(config: Config) -> str:
     probe = dataclasses.replace(config, data=dataclasses.replace(config.data, download=False))
     data, _, shape = open_data(probe)
     nets = build_models(config.model, shape)
-    objective = build_objective(config.objective, nets)
-    objective.check_data(shape)
-    objective.check_classes(data.class_names)
+    objective = checked_objective(config, nets, shape, data.class_names)
     freeze(config.train.freeze, nets, {phase.net for phase in objective.phases})
     sizes = ", ".join(f"{name} {sum(p.numel() for p in net.parameters()):,}" for name, net in nets.items())
     return f"{len(data):,} training images ({data.source}); networks built ({sizes} parameters)"
