@@ -59,6 +59,7 @@ import argparse
 import json
 import shlex
 import shutil
+import sys
 import statistics
 import time
 from pathlib import Path
@@ -69,7 +70,10 @@ import yaml
 from ganforge import atomic
 from ganforge.bench import machine_facts
 from ganforge.cli import main as cli_main
+from ganforge.config import ConfigError
 from ganforge.evaluate import evaluate_run
+from ganforge.models.rejection import check_keep_best
+from ganforge.models.truncation import check_truncation
 
 RECIPES = {
     "reference": ["--resolution", "28", "--set", "model.g_width=48", "--set", "model.d_width=48",
@@ -92,18 +96,52 @@ RECIPES = {
 COLUMNS = ["fid", "kid", "precision", "recall", "coverage", "diversity_min", "class_entropy", "sample_accuracy", "cas"]
 
 
+def comma_list(kind, allowed=None, check=None):
+    """An argparse type: a comma-separated list of `kind`, each in `allowed` and passing
+    `check` (raises ConfigError), kept as the text it was given (cells are keyed by it); a bad
+    item is a one-line error."""
+    def parse(text: str) -> str:
+        items = [item for item in text.split(",") if item]
+        for item in items:
+            try:
+                value = kind(item)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{item!r} is not {kind.__name__}") from None
+            if allowed is not None and value not in allowed:
+                raise argparse.ArgumentTypeError(f"{item!r}: not one of {', '.join(map(str, allowed))}")
+            try:
+                check and check(value)
+            except ConfigError as error:
+                raise argparse.ArgumentTypeError(str(error)) from None
+        if not items and allowed is not None:
+            raise argparse.ArgumentTypeError("empty list")
+        return ",".join(items)
+    return parse
+
+
+def at_least(low: int):
+    """A `comma_list` check: integers of at least `low`."""
+    def check(value: int) -> None:
+        if value < low:
+            raise ConfigError(f"{value}: must be at least {low}")
+    return check
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="data", help="folder with MNIST/ and FashionMNIST/ (torchvision layout)")
-    parser.add_argument("--sets", default="mnist,fashion-mnist")
-    parser.add_argument("--budgets", default="60,300,900", help="seconds of training per cell")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--recipes", default="reference,default,conditional,r1",
+    parser.add_argument("--sets", default="mnist,fashion-mnist", type=comma_list(str, ("mnist", "fashion-mnist")))
+    parser.add_argument("--budgets", default="60,300,900", type=comma_list(int, check=at_least(1)),
+                        help="seconds of training per cell")
+    parser.add_argument("--seeds", default="0,1,2", type=comma_list(int, check=at_least(0)))
+    parser.add_argument("--recipes", default="reference,default,conditional,r1", type=comma_list(str, tuple(RECIPES)),
                         help=f"comma-separated, of {', '.join(RECIPES)}")
     parser.add_argument("--samples", type=int, default=None, help="samples per evaluation (default 10,000)")
-    parser.add_argument("--truncation", default="", help="also score each cell at these truncation psi "
+    parser.add_argument("--truncation", default="", type=comma_list(float, check=check_truncation),
+                        help="also score each cell at these truncation psi "
                                                            "values, comma-separated (e.g. 0.8,0.6)")
-    parser.add_argument("--keep-best", default="", help="also score each cell keeping the best share of "
+    parser.add_argument("--keep-best", default="", type=comma_list(float, check=check_keep_best),
+                        help="also score each cell keeping the best share of "
                                                           "candidates by its discriminator, e.g. 0.8")
     parser.add_argument("--space", type=int, default=32, help="also score cells trained at another "
                         "resolution in this resolution's feature space (0: only their own)")
@@ -165,7 +203,9 @@ def cell(args, data_set: str, budget: int, recipe: str, seed: int) -> dict:
         # of the time it already had.
         shutil.rmtree(out)
     start = time.perf_counter()
-    assert cli_main(command) == 0, command
+    status = cli_main(command)
+    if status:   # ganforge has said why in one line (a data set not found, a bad key)
+        sys.exit(status)
     wall = time.perf_counter() - start
     report = evaluate_run(out, n=args.samples, quiet=True)
     return {"set": data_set, "budget": budget, "recipe": recipe, "seed": seed, "machine": machine(),

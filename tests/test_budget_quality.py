@@ -113,3 +113,30 @@ def test_the_reference_recipe_stays_the_plain_loop_at_every_budget(bench, budget
     assert "--time-budget" not in captured.err and config["objective"]["r1_gamma"] == 0.0
     assert (config["data"]["resolution"], config["model"]["g_width"], config["train"]["ema_decay"]) == (28, 48, 0)
     assert (config["train"]["beta1"], config["train"]["beta2"]) == (0.5, 0.999)    # DCGAN's Adam
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--budgets", "60,abc"], "'abc' is not int"),
+    (["--budgets", "0"], "at least 1"),
+    (["--recipes", "reference,nosuch"], "'nosuch': not one of"),
+    (["--sets", "cifar10"], "'cifar10': not one of"),
+    (["--truncation", "3"], "truncation=3.0"),
+    (["--keep-best", "0"], "keep_best=0.0"),
+])
+def test_a_bad_argument_is_one_line_naming_it_and_exit_2(bench, monkeypatch, capsys, argv, named):
+    monkeypatch.setattr("sys.argv", ["budget_quality.py", *argv])
+    with pytest.raises(SystemExit) as stop:
+        bench.parse_args()
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert named in error and argv[0] in error
+
+
+def test_a_cell_whose_training_fails_stops_with_ganforge_s_status_not_a_traceback(bench, tmp_path, capsys,
+                                                                                   monkeypatch):
+    monkeypatch.setitem(bench.RECIPES, "reference", [*bench.RECIPES["reference"], "--set", "data.download=false"])
+    args = argparse.Namespace(data_dir=str(tmp_path / "no-data"), out=str(tmp_path / "cells"), samples=None)
+    with pytest.raises(SystemExit) as stop:
+        bench.cell(args, "mnist", 60, "reference", 0)
+    assert stop.value.code == 2
+    assert "files not found" in capsys.readouterr().err

@@ -463,3 +463,43 @@ def test_models_lists_every_architecture_once(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == MODELS.names()
     assert all(MODELS.get(line.split()[0]).objective == line.split()[1] for line in lines)
+
+
+def _subcommands_with(option: str):
+    """(command path, its parser) for every command and sub-command that takes `option`."""
+    import argparse
+    from ganforge.cli import build_parser
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, [*path, name])
+            elif option in action.option_strings:
+                yield path, action
+    return list(walk(build_parser(), []))
+
+
+def test_every_device_option_is_checked_before_the_command_runs():
+    # Training commands' --device is train.device, checked with the config (test_config).
+    from ganforge.cli import options
+    found = [(path, action) for path, action in _subcommands_with("--device") if path[-1] != "train"]
+    assert len(found) >= 10
+    assert [path for path, action in found if action.type is not options.device] == []
+
+
+@pytest.mark.parametrize("device, named", [("nonsense", "'nonsense': not a device (cpu, cuda, cuda:N, mps or auto)"),
+                                           ("cuda:0", "'cuda:0': CUDA is not available on this machine")])
+def test_a_device_this_machine_lacks_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, device, named):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as stop:
+        main(["evaluate", str(tmp_path), "--device", device])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == f"ganforge evaluate: error: argument --device: {named}"
+
+
+def test_device_auto_is_resolved_to_a_device_torch_names():
+    from ganforge.cli import options
+    assert options.device("auto") in {"cpu", "cuda", "mps"} and options.device("cpu") == "cpu"

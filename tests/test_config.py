@@ -232,6 +232,7 @@ def test_parse_override():
     (["train.beta1=1"], ["train.beta1", "[0, 1)"]),
     (["train.ema_decay=1.5"], ["train.ema_decay"]),
     (["train.time_budget=0"], ["train.time_budget", "positive"]),
+    (["train.time_budget=.inf"], ["train.time_budget", "finite"]),
     (["train.precision=fp8"], ["train.precision", "'fp8'", "fp32", "bf16", "fp16"]),
     (["train.device=tpu"], ["train.device", "'tpu'"]),
     (["log.every=0"], ["log.every", "at least 1"]),

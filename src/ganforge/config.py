@@ -115,8 +115,8 @@ class TrainConfig:
         _require(self.steps >= 0, "train.steps", self.steps, "must be >= 0")
         _require(self.schedule_steps is None or self.schedule_steps >= 1, "train.schedule_steps",
                  self.schedule_steps, "must be at least 1")
-        _require(self.time_budget is None or self.time_budget > 0, "train.time_budget",
-                 self.time_budget, "must be positive seconds")
+        _require(self.time_budget is None or 0 < self.time_budget < float("inf"), "train.time_budget",
+                 self.time_budget, "must be positive, finite seconds (leave it out for no budget)")
         _require(self.lr > 0, "train.lr", self.lr, "must be positive")
         _require(0 <= self.lr_hold < 1, "train.lr_hold", self.lr_hold, "must be in [0, 1)")
         for key in ("beta1", "beta2"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from . import options
+
 
 def add_parser(commands, name: str) -> None:
     parser = commands.add_parser(
@@ -17,7 +19,7 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("--steps", type=int, default=20, help="steps per timed block [default: 20]")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first [default: 5]")
     parser.add_argument("--repeats", type=int, default=3, help="timed blocks; the median is reported [default: 3]")
-    parser.add_argument("--device", default="auto", help="[default: auto]")
+    parser.add_argument("--device", default="auto", type=options.device, help="[default: auto]")
     parser.add_argument("--precision", default="auto", help="fp32, bf16, fp16, auto [default: auto, as train.precision]")
     parser.add_argument("--channels-last", default="auto", help="auto, yes, no [default: auto]")
     parser.add_argument("--sample-n", type=int, default=10000, help="images per sampling run (0: skip) [default: 10000]")

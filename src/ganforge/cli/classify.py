@@ -9,6 +9,7 @@ from .. import atomic
 from ..errors import ConfigError, DataError
 from ..objectives.classifier import CLASSIFY_DEFAULTS as DEFAULTS
 from .train import add_training_options, train_and_report
+from . import options
 
 
 def add_parser(commands, name: str) -> None:
@@ -27,7 +28,7 @@ def add_parser(commands, name: str) -> None:
     evaluate.add_argument("--split", default="test", choices=("train", "test"),
                           help="which split [default: test]")
     evaluate.add_argument("--checkpoint", default="last", help="[default: last]")
-    evaluate.add_argument("--device", default="cpu", help="[default: cpu]")
+    evaluate.add_argument("--device", default="cpu", type=options.device, help="[default: cpu]")
 
 
 def add_synthetic_options(parser: argparse.ArgumentParser) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import options
+
 AMOUNTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 
 
@@ -25,7 +27,7 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="overwrite RUN/directions.safetensors")
     parser.add_argument("--checkpoint", default="last")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", type=options.device)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import options
+
 
 def add_parser(commands, name: str) -> None:
     parser = commands.add_parser(
@@ -33,7 +35,7 @@ def add_file_options(parser) -> None:
     parser.add_argument("--overlap", type=int, default=None, metavar="PIXELS",
                         help="context around each tile [default: from the network's receptive field]")
     parser.add_argument("--checkpoint", default="last", help="last, best, step-NNNNNN [default: last]")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, ... [default: cpu]")
+    parser.add_argument("--device", default="cpu", type=options.device, help="cpu, cuda, ... [default: cpu]")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 

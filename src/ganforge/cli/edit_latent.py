@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import options
+
 
 def add_parser(commands, name: str) -> None:
     parser = commands.add_parser(
@@ -19,7 +21,7 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("--out", required=True, help="PNG file")
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--checkpoint", default="last")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", type=options.device)
 
 
 def run(args: argparse.Namespace) -> int:

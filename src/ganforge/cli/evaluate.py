@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import options
+
 
 def add_parser(commands, name: str) -> None:
     parser = commands.add_parser(
@@ -27,7 +29,7 @@ def add_parser(commands, name: str) -> None:
                         help="a ganforge classify run to take features from [default: cached]")
     parser.add_argument("--inception-weights", metavar="FILE", default=None,
                         help="local Inception-v3 FID weights (pt_inception-2015-12-05); never downloaded")
-    parser.add_argument("--device", default="cpu", help="[default: cpu]")
+    parser.add_argument("--device", default="cpu", type=options.device, help="[default: cpu]")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar (there is none either when stderr is not a terminal)")
     parser.add_argument("--no-cas", action="store_true",

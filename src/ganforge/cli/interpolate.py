@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import options
+
 
 def add_parser(commands, name: str) -> None:
     parser = commands.add_parser(
@@ -30,7 +32,7 @@ def add_parser(commands, name: str) -> None:
                         help="also an animation going there and back")
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
     parser.add_argument("--checkpoint", default="last", help="last, best, step-NNNNNN or a .safetensors path")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", type=options.device)
 
 
 def layer_range(text: str) -> range:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import options
+
 
 def add_parser(commands, name: str) -> None:
     parser = commands.add_parser(
@@ -30,7 +32,7 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random starting codes [0]")
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
     parser.add_argument("--checkpoint", default="last")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", type=options.device)
 
 
 def fit_to_run(path, channels: int, resolution: int):

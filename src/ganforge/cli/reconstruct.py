@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import options
+
 
 def add_parser(commands, name: str) -> None:
     parser = commands.add_parser(name, help="encode and decode images with a VAE run",
@@ -15,7 +17,7 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("-n", type=int, default=32, help="images [default: 32]")
     parser.add_argument("--out", default=None, help="grid PNG [default: RUN/samples/reconstructions.png]")
     parser.add_argument("--checkpoint", default="last", help="[default: last]")
-    parser.add_argument("--device", default="cpu", help="[default: cpu]")
+    parser.add_argument("--device", default="cpu", type=options.device, help="[default: cpu]")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import options
+
 
 def add_parser(commands, name: str) -> None:
     parser = commands.add_parser(
@@ -31,7 +33,7 @@ def add_parser(commands, name: str) -> None:
                              "rates best, SHARE in (0, 1] (more precise) [default: keep all]")
     parser.add_argument("--checkpoint", default="last",
                         help="last, best, step-NNNNNN or a .safetensors path [default: last]")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, ... [default: cpu]")
+    parser.add_argument("--device", default="cpu", type=options.device, help="cpu, cuda, ... [default: cpu]")
     parser.add_argument("--batch-size", type=int, default=500, help="images per forward pass [default: 500]")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     parser.add_argument("--quiet", action="store_true",

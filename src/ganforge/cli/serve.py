@@ -6,6 +6,8 @@ import ipaddress
 import socket
 import sys
 
+from . import options
+
 
 def add_parser(commands, name: str) -> None:
     parser = commands.add_parser(
@@ -26,7 +28,7 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("--max-side", type=int, default=2048,
                         help="longest image side (uploads, masks, results), in pixels; beyond it 422 [2048]")
     parser.add_argument("--checkpoint", default="last", help="last, best, step-NNNNNN [default: last]")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, ... [default: cpu]")
+    parser.add_argument("--device", default="cpu", type=options.device, help="cpu, cuda, ... [default: cpu]")
     parser.add_argument("--quiet", action="store_true", help="no access log")
 
 

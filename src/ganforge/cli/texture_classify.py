@@ -15,6 +15,7 @@ from .. import atomic
 from ..objectives.classifier import CLASSIFY_DEFAULTS
 from .classify import format_report
 from .train import add_training_options, train_and_report
+from . import options
 
 DEFAULTS = {**CLASSIFY_DEFAULTS, "data.resolution": 64}
 REPORT = "texture-eval.json"
@@ -42,7 +43,7 @@ def add_parser(commands, name: str) -> None:
                                               f"both and write RUN/{REPORT}.")
     evaluate.add_argument("run", metavar="RUN", help="run directory of ganforge texture classify train")
     evaluate.add_argument("--checkpoint", default="last", help="[default: last]")
-    evaluate.add_argument("--device", default="cpu", help="[default: cpu]")
+    evaluate.add_argument("--device", default="cpu", type=options.device, help="[default: cpu]")
 
 
 def dataset_name(folder: str) -> str:

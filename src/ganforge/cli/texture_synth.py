@@ -5,6 +5,8 @@ import argparse
 import time
 from pathlib import Path
 
+from . import options
+
 TRAIN_DEFAULTS = {"crop": 64, "steps": 2000, "batch_size": 16}
 
 
@@ -70,7 +72,7 @@ def add_sample(sub, name: str) -> None:
                              "exemplar, or IMAGE if it moved): exact colours and contrast")
     parser.add_argument("--out", required=True, help="output image file (.png, .jpg, .webp, .tif)")
     parser.add_argument("--checkpoint", default="last", help="last, best, step-NNNNNN [default: last]")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, ... [default: cpu]")
+    parser.add_argument("--device", default="cpu", type=options.device, help="cpu, cuda, ... [default: cpu]")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
 

@@ -69,18 +69,24 @@ def _dotted(release: tuple[int, int]) -> str:
     return ".".join(map(str, release))
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, key: str = "train.device") -> torch.device:
+    """The device `name` names (auto: CUDA, else MPS, else the CPU); a ConfigError naming
+    `key` (if any) for a name torch does not know or a device this machine lacks."""
+    named = f"{key}={name!r}" if key else repr(name)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"{named}: not a device (cpu, cuda, cuda:N, mps or auto)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name!r}: CUDA is not available on this machine")
+        raise ConfigError(f"{named}: CUDA is not available on this machine")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"train.device={name!r}: MPS is not available on this machine")
+        raise ConfigError(f"{named}: MPS is not available on this machine")
     return device
 
 
