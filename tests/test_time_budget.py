@@ -423,6 +423,9 @@ def test_cli_says_what_the_budget_counts_as_here(monkeypatch, capsys):
                  "--set", "model.d_width=64", "--lr", "2e-4", "--resolution", "32",
                  "--set", "train.beta1=0.5", "--set", "train.beta2=0.999"]) == 0
     assert "counts as 75 s): no change to the recipe" in capsys.readouterr().err   # every key given
+    # What it chose reads as --set takes it: the preset's short section turns a switch off.
+    assert main(["train", "--preset", "cgan-mnist", "--time-budget", "120", "--dry-run"]) == 0
+    assert "model.d_class_spread=false" in capsys.readouterr().err
     # Under torchrun every process would time its own rate: the reference's seconds are used.
     monkeypatch.setenv("WORLD_SIZE", "2")
     from ganforge.cli.train import _step_rate

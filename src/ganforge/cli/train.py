@@ -177,6 +177,13 @@ def _step_rate():
     return reference_step_rate
 
 
+def _as_set(value) -> str:
+    """A value as `--set KEY=VALUE` takes it (true/false, not 1/0)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
 def _budget_note(config) -> str:
     """One stderr line: what the budget counts as here, and what it chose."""
     from ..resolve import REFERENCE_STEP_RATE
@@ -187,7 +194,7 @@ def _budget_note(config) -> str:
         f"{REFERENCE_STEP_RATE:g} on the machine the rules were measured on: it counts as {budget * scale:.0f} s)")
     if not config.sized_for_budget:
         return f"--time-budget {budget:g} s{here}: no change to the recipe"
-    chosen = ", ".join(f"{key}={value:g}" for key, value in config.sized_for_budget.items())
+    chosen = ", ".join(f"{key}={_as_set(value)}" for key, value in config.sized_for_budget.items())
     what = "is short: networks sized for it" if config.budget_is_short else "recipe"
     return f"--time-budget {budget:g} s{here} {what} ({chosen}); give a key to choose it yourself"
 
