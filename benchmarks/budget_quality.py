@@ -199,8 +199,8 @@ def cell(args, data_set: str, budget: int, recipe: str, seed: int) -> dict:
     command = ["train", *RECIPES[recipe], "--dataset", data_set, "--data-dir", args.data_dir,
                "--time-budget", str(budget), "--seed", str(seed), "--out", str(out), "--quiet"]
     if out.exists():
-        # An interrupted cell starts again: resuming it would give it a fresh budget on top
-        # of the time it already had.
+        # An interrupted cell starts again rather than resuming: its steps per second must be
+        # those of one uninterrupted start.
         shutil.rmtree(out)
     start = time.perf_counter()
     status = cli_main(command)

@@ -8,7 +8,7 @@ import torch
 
 import ganforge
 from ganforge import checkpoint
-from ganforge.errors import CheckpointError
+from ganforge.errors import CheckpointError, ConfigError
 from ganforge.training.ema import EMA
 from helpers import assert_resume_is_exact
 
@@ -117,6 +117,22 @@ def test_time_budget_stops_cleanly(tmp_path):
     assert 0 < run.step < 100000 and "time budget" in run.stop_reason
     assert checkpoint.read_meta(run.dir / "checkpoints" / "last.safetensors")["step"] == run.step
     assert (run.dir / "samples" / "final.png").is_file()
+
+
+def test_a_resumed_budget_run_spends_what_is_left_of_its_budget(tmp_path):
+    # The budget is the run's training time over all its starts, as train.steps is its steps:
+    # a run stopped early and resumed ends about where one uninterrupted run would.
+    first = ganforge.train(overrides=tiny(tmp_path, "r", **{"train.steps": 100000, "train.time_budget": 1.0}))
+    assert first.elapsed_s >= 1.0 and "time budget" in first.stop_reason
+    with pytest.raises(ConfigError) as spent:
+        ganforge.train(resume=first.dir)
+    assert "train.time_budget=1" in str(spent.value) and "larger --time-budget" in str(spent.value)
+    more = ganforge.train(resume=first.dir, overrides={"train.time_budget": first.elapsed_s + 0.5})
+    assert more.step > first.step and "time budget" in more.stop_reason
+    # Half a second more, not a fresh budget of first.elapsed_s + 0.5 on top of first.elapsed_s.
+    assert first.elapsed_s + 0.5 <= more.elapsed_s < 2 * first.elapsed_s + 0.5
+    status = json.loads((first.dir / "status.json").read_text())
+    assert status["elapsed_s"] == pytest.approx(more.elapsed_s, abs=1e-3)
 
 
 def test_losses_move_and_samples_are_finite(tmp_path):

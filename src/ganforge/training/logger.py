@@ -90,8 +90,8 @@ class Logger:
             print(message, flush=True)
 
     def advance(self, steps: int = 1, seconds: float | None = None) -> None:
-        """`steps` more done; `seconds` spent of this session's budget (the bar of a run
-        bound by its budget moves with time)."""
+        """`steps` more done; `seconds` the run has trained over all its starts, of its
+        budget (the bar of a run bound by its budget moves with time)."""
         self.step += steps
         if self.bar is None:
             return

@@ -198,6 +198,11 @@ class Trainer:
     # The loop.
     def run(self) -> Run:
         train, log = self.config.train, self.config.log
+        budget = train.time_budget   # the run's training seconds over all its starts, as steps count
+        if budget is not None and self.elapsed >= budget:
+            raise ConfigError(f"train.time_budget={budget:g}: {self.run_dir} has trained {self.elapsed:.1f} s "
+                              f"already (the budget counts every start of a run); resume with a larger "
+                              f"--time-budget to train on")
         logger = Logger(self.run_dir, log, train.steps, self.step, enabled=distributed.is_main(),
                         budget_s=train.time_budget)
         stop = _StopFlag()
@@ -216,10 +221,10 @@ class Trainer:
             while self.step < train.steps:
                 self._train_step(sums)
                 self.step += 1
-                logger.advance(seconds=time.perf_counter() - start)
                 self.elapsed = base_elapsed + time.perf_counter() - start
-                if train.time_budget is not None and time.perf_counter() - start >= train.time_budget:
-                    reason = f"time budget of {train.time_budget:g} s spent"
+                logger.advance(seconds=self.elapsed)
+                if budget is not None and self.elapsed >= budget:
+                    reason = f"time budget of {budget:g} s spent"
                 elif stop.requested:
                     reason = getattr(stop, "reason", "interrupted")  # stand-ins may have only `requested`
                 stopping = reason != "steps done"
