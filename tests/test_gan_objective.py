@@ -596,7 +596,37 @@ def test_sample_class_writes_the_labels(conditional_run, tmp_path, capsys):
 def test_sample_rejects_a_class_outside_the_range(conditional_run, tmp_path, capsys):
     assert main(["sample", str(conditional_run), "--class", "10", "-n", "2",
                  "--out", str(tmp_path / "g.png")]) == 2
-    assert "label 10" in capsys.readouterr().err
+    assert "class 10 is outside 0..9" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def named_run(tmp_path_factory) -> Path:
+    """A conditional run on a folder set whose classes are its sub-folders' names."""
+    root = tmp_path_factory.mktemp("named")
+    rng = np.random.default_rng(0)
+    for name in ("Cat", "dog", "ankle boot"):
+        (root / "set" / name).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8), "L").save(root / "set" / name / f"{i}.png")
+    return ganforge.train(overrides=tiny(root, "r", 2, **{"model.conditional": True, "train.batch_size": 6,
+                                                         "data.name": f"folder:{root / 'set'}"})).dir
+
+
+def test_classes_may_be_named_as_the_data_set_names_them(named_run, tmp_path, capsys):
+    names = ganforge.load(named_run).class_names
+    npz = tmp_path / "f.npz"
+    assert main(["sample", str(named_run), "--labels", "cat, Ankle Boot,1", "-n", "4", "--npz", str(npz),
+                 "--out", str(tmp_path / "g.png")]) == 0
+    with np.load(npz) as arrays:
+        assert [names[i] for i in arrays["y"].tolist()] == ["Cat", "ankle boot", names[1], "Cat"]
+    assert main(["sample", str(named_run), "--class", "bird", "--out", str(tmp_path / "h.png")]) == 2
+    assert f"class 'bird' is not one this run knows: {', '.join(names)}" in capsys.readouterr().err
+    by_name, by_index = tmp_path / "i.png", tmp_path / "j.png"
+    assert main(["interpolate", str(named_run), "--class", "DOG", "--class-to", "cat",
+                 "--steps", "3", "--out", str(by_name)]) == 0
+    assert main(["interpolate", str(named_run), "--class", str(names.index("dog")),
+                 "--class-to", str(names.index("Cat")), "--steps", "3", "--out", str(by_index)]) == 0
+    assert np.array_equal(np.asarray(Image.open(by_name)), np.asarray(Image.open(by_index)))
 
 
 def test_labels_select_the_generated_images(conditional_run):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import CheckpointError, ConfigError, DataError
 from ..inference import TrainedEditor, TrainedGenerator, TrainedTranslator, load
+from ..inference.classes import class_index
 
 # What the page offers for each kind of run.
 KINDS = {TrainedGenerator: "generate", TrainedEditor: "edit", TrainedTranslator: "translate"}
@@ -67,18 +68,7 @@ class StudioRun:
 
     def class_index(self, cls: int | str) -> int:
         """A class by index or name, checked against the run's classes."""
-        count = self.model.num_classes
-        names = list(self.model.class_names)
-        if not count:
-            raise ConfigError(f"run {self.name!r} is not class-conditional: give no class")
-        if isinstance(cls, str) and not cls.lstrip("-").isdigit():
-            if cls not in names:
-                raise ConfigError(f"class {cls!r} is not one run {self.name!r} knows: {', '.join(names)}")
-            return names.index(cls)
-        index = int(cls)
-        if not 0 <= index < count:
-            raise ConfigError(f"class {index} is outside 0..{count - 1}")
-        return index
+        return class_index(cls, self.model.num_classes, list(self.model.class_names), f"run {self.name!r}")
 
 
 def data_label(name: str) -> str:

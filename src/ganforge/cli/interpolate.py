@@ -20,9 +20,9 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("--from", dest="seed_from", type=int, default=0, help="seed of the first image [0]")
     parser.add_argument("--to", dest="seed_to", type=int, default=1, help="seed of the last image [1]")
     parser.add_argument("--steps", type=int, default=8, help="images along the path, ends included [8]")
-    parser.add_argument("--class", dest="class_", type=int, default=None, metavar="C",
+    parser.add_argument("--class", dest="class_", default=None, metavar="C",
                         help="conditional models: the class of the first image")
-    parser.add_argument("--class-to", type=int, default=None, metavar="C",
+    parser.add_argument("--class-to", default=None, metavar="C",
                         help="conditional models: the class of the last image [default: --class]")
     parser.add_argument("--style-mix", default=None, metavar="A-B",
                         help="stylegan: instead of a path, seed --from's image with layers A-B "
@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from .generation import generation_model
 
     model = generation_model(args.run, args.checkpoint, args.device)
+    args.class_, args.class_to = (None if c is None else model.class_index(c) for c in (args.class_, args.class_to))
     out = Path(args.out or Path(args.run) / "samples" / f"interpolate-{args.seed_from}-{args.seed_to}.png")
     if out.suffix.lower() != ".png":
         raise ConfigError(f"--out {str(out)!r}: give a .png file")

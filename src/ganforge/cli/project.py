@@ -19,8 +19,8 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("run", metavar="RUN", help="run directory of a generation run")
     parser.add_argument("inputs", metavar="IMAGE", nargs="+", help="image files or folders")
     parser.add_argument("--out", default=None, help="output folder [RUN/projections]")
-    parser.add_argument("--class", dest="class_", type=int, default=None, metavar="C",
-                        help="conditional models: the class of the images")
+    parser.add_argument("--class", dest="class_", default=None, metavar="C",
+                        help="conditional models: the class of the images, an index or a name")
     parser.add_argument("--steps", type=int, default=300, help="optimiser steps per image [300]")
     parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate [0.05]")
     parser.add_argument("--kind", choices=("z", "w", "w+"), default=None,
@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--steps {args.steps}: must be at least 1")
     model = generation_model(args.run, args.checkpoint, args.device)
     net = model.net
+    if args.class_ is not None:
+        args.class_ = model.class_index(args.class_)
     out = Path(args.out or Path(args.run) / "projections")
     paths = list_inputs(args.inputs)
     for path in paths:

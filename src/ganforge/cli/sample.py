@@ -20,10 +20,11 @@ def add_parser(commands, name: str) -> None:
     parser.add_argument("--npz", default=None, metavar="FILE",
                         help="also write arrays x (N x H x W or N x H x W x 3, uint8) and y")
     parser.add_argument("--labels", default=None,
-                        help="comma-separated class per image for conditional models, e.g. 0,1,2 "
-                             "(repeated to n) [default: cycle through the classes]")
-    parser.add_argument("--class", dest="class_", type=int, default=None, metavar="C",
-                        help="conditional models: every image of class C (same as --labels C)")
+                        help="comma-separated class per image for conditional models, by index or name, "
+                             "e.g. 0,1,2 or sneaker,bag (repeated to n) [default: cycle through the classes]")
+    parser.add_argument("--class", dest="class_", default=None, metavar="C",
+                        help="conditional models: every image of class C, an index or a name such as "
+                             "sneaker (same as --labels C)")
     parser.add_argument("--truncation", type=float, default=None, metavar="PSI",
                         help="truncation trick, psi in [0, 2]: stylegan moves w towards its mean, "
                              "other models scale z; lower is more typical, less varied, above 1 more "
@@ -54,17 +55,14 @@ def run(args: argparse.Namespace) -> int:
     if args.class_ is not None:
         if args.labels is not None:
             raise ConfigError("give --class or --labels, not both")
-        args.labels = str(args.class_)
-    if args.labels is not None:
-        try:
-            labels = [int(x) for x in args.labels.split(",") if x.strip()]
-        except ValueError:
-            raise ConfigError(f"--labels {args.labels!r}: expected comma-separated integers") from None
-        labels = (labels * args.n)[:args.n] if labels else None
+        args.labels = args.class_
     model = load(args.run, args.checkpoint, args.device)
     if not hasattr(model, "sample"):
         raise ConfigError(f"run {args.run!r} is an editing run (task {model.task!r}): it edits "
                           f"images instead of sampling them; use ganforge edit")
+    if args.labels is not None:
+        labels = [model.class_index(x.strip()) for x in args.labels.split(",") if x.strip()]
+        labels = (labels * args.n)[:args.n] if labels else None
     if labels is None and model.num_classes:
         labels = [i % model.num_classes for i in range(args.n)]  # recorded as y in --npz
     out = args.out or str(Path(args.run) / "samples" / f"sample-seed{args.seed}.png")

@@ -16,6 +16,7 @@ from ..config import from_dict
 from ..errors import ConfigError
 from ..data.imageset import match_channels
 from ..objectives.image2image import run_generator
+from .classes import class_index
 from .images import without_alpha
 from .tiles import choose_overlap, run_padded, run_tiled
 
@@ -43,17 +44,7 @@ class TrainedEditor:
 
     def class_index(self, cls: int | str) -> int:
         """A class by index or by name, checked against the classes the run was trained on."""
-        if not self.num_classes:
-            raise ConfigError(f"this {self.task} run is not class-conditional: drop --class")
-        if isinstance(cls, str) and not cls.lstrip("-").isdigit():
-            if cls not in self.class_names:
-                raise ConfigError(f"class {cls!r} is not one this run knows: {', '.join(self.class_names)}")
-            return self.class_names.index(cls)
-        index = int(cls)
-        if not 0 <= index < self.num_classes:
-            raise ConfigError(f"class {index} is outside 0..{self.num_classes - 1} "
-                              f"({', '.join(self.class_names)})")
-        return index
+        return class_index(cls, self.num_classes, self.class_names, f"this {self.task} run")
 
     @torch.inference_mode()
     def edit_tensor(self, source: torch.Tensor, mask: torch.Tensor | None = None,

@@ -16,6 +16,7 @@ from ..models import DataShape, build_models
 from ..models.rejection import Critic, best_indices, check_keep_best, critic_uses_labels, pool_labels, pool_size
 from ..models.truncation import truncated
 from ..rundir import find_checkpoint
+from .classes import class_index
 
 
 @torch.inference_mode()
@@ -64,6 +65,10 @@ class TrainedGenerator:
     @property
     def num_classes(self) -> int:
         return getattr(self.net, "num_classes", 0)
+
+    def class_index(self, cls: int | str) -> int:
+        """A class by index or by name ("sneaker"), checked against the run's classes."""
+        return class_index(cls, self.num_classes, self.class_names)
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int = 0, labels: Sequence[int] | None = None,
