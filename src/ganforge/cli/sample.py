@@ -61,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"run {args.run!r} is an editing run (task {model.task!r}): it edits "
                           f"images instead of sampling them; use ganforge edit")
     if args.labels is not None:
+        if not model.num_classes:
+            option = "--class" if args.class_ is not None else "--labels"
+            raise ConfigError(f"{option} {args.labels!r}: run {args.run!r} is not class-conditional; drop {option}")
         labels = [model.class_index(x.strip()) for x in args.labels.split(",") if x.strip()]
         labels = (labels * args.n)[:args.n] if labels else None
     if labels is None and model.num_classes:
