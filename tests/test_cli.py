@@ -410,6 +410,7 @@ def test_sample_labels_on_unconditional_model_exits_2(run, tmp_path, capsys):
     (["--labels", "a,b"], "--labels"),
     (["--checkpoint", "best"], "best"),
     (["--truncation", "2.5"], "truncation"),
+    (["--npz", "arrays.txt"], "--npz 'arrays.txt': give a .npz file"),
 ])
 def test_sample_bad_options_exit_2(run, tmp_path, monkeypatch, capsys, options, needle):
     monkeypatch.chdir(tmp_path)

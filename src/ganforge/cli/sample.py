@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {out!r}: give a .png file for a grid or a DIR/ for one file per image")
     _refuse_overwrite(numbered_paths(out, args.n) if each else [Path(out)], args.force)
     if args.npz:
+        if Path(args.npz).suffix.lower() != ".npz":   # numpy and every reader expect the name
+            raise ConfigError(f"--npz {args.npz!r}: give a .npz file")
         _refuse_overwrite([Path(args.npz)], args.force)
     with progress_bar(args.n, "image", args.quiet) as bar:
         images = model.sample(args.n, seed=args.seed, labels=labels, batch_size=args.batch_size,
