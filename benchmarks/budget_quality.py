@@ -70,7 +70,7 @@ import yaml
 from ganforge import atomic
 from ganforge.bench import machine_facts
 from ganforge.cli import main as cli_main
-from ganforge.config import ConfigError
+from ganforge.errors import ConfigError
 from ganforge.evaluate import evaluate_run
 from ganforge.models.rejection import check_keep_best
 from ganforge.models.truncation import check_truncation

@@ -68,7 +68,7 @@ class StudioRun:
 
     def class_index(self, cls: int | str) -> int:
         """A class by index or name, checked against the run's classes."""
-        return class_index(cls, self.model.num_classes, list(self.model.class_names), f"run {self.name!r}")
+        return class_index(cls, self.model.num_classes, self.model.class_names, f"run {self.name!r}")
 
 
 def data_label(name: str) -> str:
